@@ -1,0 +1,83 @@
+// One epoll loop per thread: file descriptors, timers, cross-thread work, end-of-turn flushes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "tether/protocol.hpp"
+
+namespace tether {
+
+/// Something that owns a file descriptor registered with an EventLoop.
+class IoHandler {
+ public:
+  virtual ~IoHandler() = default;
+  /// Readiness for the registered fd. `events` is a mask of EventLoop::readable/writable/
+  /// hangup/error.
+  virtual void on_io(std::uint32_t events) = 0;
+};
+
+/// An epoll event loop. All members except post(), stop() and is_loop_thread() must be called
+/// on the loop's thread (the thread inside run()), or before run() starts.
+///
+/// Each turn: wait for readiness (bounded by the next timer), dispatch I/O, run expired
+/// timers, run work posted from other threads, then run the end-of-turn callbacks, where
+/// connections flush everything they queued during the turn in one write (corking).
+class EventLoop {
+ public:
+  static constexpr std::uint32_t readable = 1u << 0;
+  static constexpr std::uint32_t writable = 1u << 1;
+  static constexpr std::uint32_t hangup = 1u << 2;
+  static constexpr std::uint32_t error = 1u << 3;
+
+  using TimerId = std::uint64_t;
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  /// Runs until stop(). Returns at once if stop() was already called. Each stop() ends one
+  /// run(), so the loop can be run again afterwards.
+  void run();
+  /// Makes run() return after the current turn. Any thread.
+  void stop();
+  /// Runs `fn` on the loop thread during a later turn, in posting order. Any thread.
+  void post(std::function<void()> fn);
+  /// Whether the calling thread is the one inside run(). While run() is not active (before it
+  /// starts, after it returns) every thread counts, as there is no loop thread to race with.
+  bool is_loop_thread() const noexcept;
+
+  /// Time read once per turn (steady clock), so every handler of a turn sees the same now.
+  TimePoint now() const noexcept { return now_; }
+
+  /// Calls `fn` once at or after `when`. Cancelled timers never fire.
+  TimerId call_at(TimePoint when, std::function<void()> fn);
+  TimerId call_after(Duration delay, std::function<void()> fn) {
+    return call_at(now_ + delay, std::move(fn));
+  }
+  /// Cancels a pending timer; a fired or unknown id is ignored.
+  void cancel(TimerId id) noexcept;
+
+  /// Registers `fd` for `events` (readable/writable); edge-triggered is not used, so a
+  /// handler that leaves data unread is called again next turn.
+  void add_fd(int fd, std::uint32_t events, IoHandler* handler);
+  void modify_fd(int fd, std::uint32_t events, IoHandler* handler);
+  /// Unregisters `fd`; no further on_io() for it, even later in the current turn.
+  void remove_fd(int fd) noexcept;
+
+  /// Calls `fn` once at the end of the current turn (or of the next one, from outside a
+  /// turn). Used to flush writes once per turn.
+  void at_end_of_turn(std::function<void()> fn);
+
+  /// Number of registered fds (for tests and stats).
+  std::size_t fd_count() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  TimePoint now_;
+};
+
+}  // namespace tether

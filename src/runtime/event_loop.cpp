@@ -1,0 +1,339 @@
+// EventLoop on Linux epoll (level-triggered) with an eventfd for cross-thread wake-ups.
+#include "tether/event_loop.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <deque>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace tether {
+
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+std::uint32_t to_epoll(std::uint32_t events) noexcept {
+  std::uint32_t out = 0;
+  // EPOLLRDHUP only with read interest: a half-closed peer stays "hung up" forever under
+  // level triggering, so a handler that paused reading would otherwise be woken every turn.
+  if (events & EventLoop::readable) out |= EPOLLIN | EPOLLRDHUP;
+  if (events & EventLoop::writable) out |= EPOLLOUT;
+  return out;
+}
+
+std::uint32_t from_epoll(std::uint32_t events) noexcept {
+  std::uint32_t out = 0;
+  if (events & EPOLLIN) out |= EventLoop::readable;
+  if (events & EPOLLOUT) out |= EventLoop::writable;
+  if (events & (EPOLLHUP | EPOLLRDHUP)) out |= EventLoop::hangup;
+  if (events & EPOLLERR) out |= EventLoop::error;
+  return out;
+}
+
+}  // namespace
+
+struct EventLoop::Impl {
+  struct Registration {
+    IoHandler* handler;
+    std::uint32_t events;
+    // Carried in epoll_event.data so that an event read before a remove_fd()/add_fd() pair
+    // reused the fd number within the same turn is recognised as stale.
+    std::uint32_t generation;
+  };
+
+  struct TimerEntry {
+    TimePoint when;
+    TimerId id;
+  };
+  // std::*_heap builds a max-heap; "greater" puts the earliest deadline on top, and the id
+  // breaks ties so equal deadlines fire in call order.
+  static bool later(const TimerEntry& a, const TimerEntry& b) noexcept {
+    return a.when != b.when ? a.when > b.when : a.id > b.id;
+  }
+
+  Impl() {
+    epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd < 0) throw_errno("epoll_create1");
+    wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd < 0) {
+      int saved = errno;
+      ::close(epoll_fd);
+      throw std::system_error(saved, std::generic_category(), "eventfd");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = wake_tag;
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &ev) != 0) {
+      int saved = errno;
+      ::close(wake_fd);
+      ::close(epoll_fd);
+      throw std::system_error(saved, std::generic_category(), "epoll_ctl(eventfd)");
+    }
+  }
+
+  ~Impl() {
+    ::close(wake_fd);
+    ::close(epoll_fd);
+  }
+
+  void wake() noexcept {
+    std::uint64_t one = 1;
+    // Only EAGAIN (counter saturated) can fail here, and then a wake-up is pending anyway.
+    [[maybe_unused]] ssize_t n = ::write(wake_fd, &one, sizeof one);
+  }
+
+  void drain_wake() noexcept {
+    std::uint64_t value;
+    [[maybe_unused]] ssize_t n = ::read(wake_fd, &value, sizeof value);
+  }
+
+  static std::uint64_t pack(int fd, std::uint32_t generation) noexcept {
+    return (std::uint64_t{generation} << 32) | static_cast<std::uint32_t>(fd);
+  }
+
+  // Cancelled timers leave their heap entry behind (finding it would cost O(n)); once those
+  // outnumber the live ones, sweep them so a timer re-armed on every message (keepalive)
+  // cannot grow the heap without bound. In place, so cancel() stays noexcept.
+  void maybe_compact_heap() noexcept {
+    if (heap.size() < 64 || heap.size() < 2 * timers.size()) return;
+    std::erase_if(heap, [this](const TimerEntry& e) { return !timers.contains(e.id); });
+    std::make_heap(heap.begin(), heap.end(), later);
+  }
+
+  void drop_cancelled_top() noexcept {
+    while (!heap.empty() && !timers.contains(heap.front().id)) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      heap.pop_back();
+    }
+  }
+
+  int next_timeout_ms() noexcept {
+    if (!due.empty() || !ready.empty() || !end_of_turn.empty()) return 0;
+    drop_cancelled_top();
+    if (heap.empty()) return -1;
+    auto left = heap.front().when - Clock::now();
+    if (left <= Clock::duration::zero()) return 0;
+    // Rounded up: rounding down would wake the loop before the deadline, find nothing due
+    // and spin with 0 ms timeouts until the clock catches up.
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
+  }
+
+  static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+  static constexpr int max_events = 128;
+
+  int epoll_fd = -1;
+  int wake_fd = -1;
+  std::array<epoll_event, max_events> events{};
+
+  std::atomic<bool> stop_requested{false};
+  // Default-constructed (no thread) while run() is not active.
+  std::atomic<std::thread::id> loop_thread{};
+
+  std::unordered_map<int, Registration> fds;
+  std::uint32_t next_generation = 1;
+
+  std::vector<TimerEntry> heap;
+  // The callbacks live here rather than in the heap so that cancel() releases whatever they
+  // captured (often a connection) at once instead of at the original deadline.
+  std::unordered_map<TimerId, std::function<void()>> timers;
+  TimerId next_timer_id = 1;
+  // Timers found expired at the start of the timer phase. Kept as a member so that timers
+  // added while they run wait for the next turn (a 0 ms re-arm cannot starve the loop) and
+  // so an exception escaping a callback loses none of the others.
+  std::deque<TimerId> due;
+
+  std::mutex posted_mutex;
+  std::vector<std::function<void()>> posted;  // guarded by posted_mutex
+  std::deque<std::function<void()>> ready;    // loop thread only
+
+  std::deque<std::function<void()>> end_of_turn;
+};
+
+EventLoop::EventLoop() : impl_(std::make_unique<Impl>()), now_(Clock::now()) {}
+
+EventLoop::~EventLoop() = default;
+
+void EventLoop::run() {
+  Impl& s = *impl_;
+  s.loop_thread.store(std::this_thread::get_id());
+  // Whatever ends run() (stop() or an exception from a callback), the loop is reusable:
+  // another run() starts fresh and other threads stop counting as the loop thread.
+  struct Reset {
+    EventLoop& loop;
+    ~Reset() {
+      // Timers armed between two runs are relative to now(); keep it close to the truth.
+      loop.now_ = Clock::now();
+      loop.impl_->stop_requested.store(false);
+      loop.impl_->loop_thread.store(std::thread::id{});
+    }
+  } reset{*this};
+
+  now_ = Clock::now();
+  while (!s.stop_requested.load()) {
+    int n = ::epoll_wait(s.epoll_fd, s.events.data(), Impl::max_events, s.next_timeout_ms());
+    if (n < 0) {
+      if (errno != EINTR) throw_errno("epoll_wait");
+      n = 0;
+    }
+    now_ = Clock::now();
+
+    for (int i = 0; i < n; ++i) {
+      const epoll_event& ev = s.events[static_cast<std::size_t>(i)];
+      if (ev.data.u64 == Impl::wake_tag) {
+        s.drain_wake();
+        continue;
+      }
+      int fd = static_cast<int>(static_cast<std::uint32_t>(ev.data.u64));
+      auto it = s.fds.find(fd);
+      if (it == s.fds.end() || Impl::pack(fd, it->second.generation) != ev.data.u64) continue;
+      // Interest may have been narrowed by an earlier handler of this turn.
+      std::uint32_t mask = from_epoll(ev.events) & (it->second.events | hangup | error);
+      if (mask != 0) it->second.handler->on_io(mask);
+    }
+
+    while (!s.heap.empty() && s.heap.front().when <= now_) {
+      s.due.push_back(s.heap.front().id);
+      std::pop_heap(s.heap.begin(), s.heap.end(), Impl::later);
+      s.heap.pop_back();
+    }
+    while (!s.due.empty()) {
+      TimerId id = s.due.front();
+      s.due.pop_front();
+      // Looked up only now: an earlier timer of this batch may have cancelled this one.
+      auto it = s.timers.find(id);
+      if (it == s.timers.end()) continue;
+      auto fn = std::move(it->second);
+      s.timers.erase(it);
+      fn();
+    }
+
+    {
+      std::lock_guard lock(s.posted_mutex);
+      for (auto& fn : s.posted) s.ready.push_back(std::move(fn));
+      s.posted.clear();
+    }
+    // Tasks posted from here on land in `posted` and, since it is now empty, write the eventfd,
+    // so the next epoll_wait returns at once and runs them next turn.
+    while (!s.ready.empty()) {
+      auto fn = std::move(s.ready.front());
+      s.ready.pop_front();
+      fn();
+    }
+
+    // Callbacks queued by end-of-turn callbacks (a flush that triggers another flush) still
+    // belong to this turn.
+    while (!s.end_of_turn.empty()) {
+      auto fn = std::move(s.end_of_turn.front());
+      s.end_of_turn.pop_front();
+      fn();
+    }
+  }
+}
+
+void EventLoop::stop() {
+  impl_->stop_requested.store(true);
+  impl_->wake();
+}
+
+void EventLoop::post(std::function<void()> fn) {
+  bool was_empty;
+  {
+    std::lock_guard lock(impl_->posted_mutex);
+    was_empty = impl_->posted.empty();
+    impl_->posted.push_back(std::move(fn));
+  }
+  // A non-empty queue already has a wake-up pending (or is about to be taken by the loop),
+  // so a burst of posts costs one eventfd write rather than one per task.
+  if (was_empty) impl_->wake();
+}
+
+// While run() is not active there is no loop thread to race with, so every thread may act as
+// the owner (set up before run(), tear down after it returns).
+bool EventLoop::is_loop_thread() const noexcept {
+  auto id = impl_->loop_thread.load();
+  return id == std::thread::id{} || id == std::this_thread::get_id();
+}
+
+EventLoop::TimerId EventLoop::call_at(TimePoint when, std::function<void()> fn) {
+  Impl& s = *impl_;
+  TimerId id = s.next_timer_id++;
+  s.timers.emplace(id, std::move(fn));
+  try {
+    s.heap.push_back({when, id});
+  } catch (...) {
+    s.timers.erase(id);
+    throw;
+  }
+  std::push_heap(s.heap.begin(), s.heap.end(), Impl::later);
+  return id;
+}
+
+void EventLoop::cancel(TimerId id) noexcept {
+  if (impl_->timers.erase(id) != 0) impl_->maybe_compact_heap();
+}
+
+void EventLoop::add_fd(int fd, std::uint32_t events, IoHandler* handler) {
+  Impl& s = *impl_;
+  if (s.fds.contains(fd)) throw std::system_error(EEXIST, std::generic_category(), "add_fd");
+  std::uint32_t generation = s.next_generation++;
+  epoll_event ev{};
+  ev.events = to_epoll(events);
+  ev.data.u64 = Impl::pack(fd, generation);
+  s.fds.emplace(fd, Impl::Registration{handler, events, generation});
+  if (::epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int saved = errno;
+    s.fds.erase(fd);
+    throw std::system_error(saved, std::generic_category(), "epoll_ctl(ADD)");
+  }
+}
+
+void EventLoop::modify_fd(int fd, std::uint32_t events, IoHandler* handler) {
+  Impl& s = *impl_;
+  auto it = s.fds.find(fd);
+  if (it == s.fds.end()) throw std::system_error(ENOENT, std::generic_category(), "modify_fd");
+  Impl::Registration updated = it->second;
+  updated.events = events;
+  if (updated.handler != handler) {
+    // Events already read for the old handler must not reach the new one this turn.
+    updated.handler = handler;
+    updated.generation = s.next_generation++;
+  }
+  epoll_event ev{};
+  ev.events = to_epoll(events);
+  ev.data.u64 = Impl::pack(fd, updated.generation);
+  if (::epoll_ctl(s.epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0) throw_errno("epoll_ctl(MOD)");
+  it->second = updated;
+}
+
+void EventLoop::remove_fd(int fd) noexcept {
+  Impl& s = *impl_;
+  if (s.fds.erase(fd) == 0) return;
+  // Fails harmlessly with EBADF when the caller already closed the fd, which also removed it
+  // from the epoll set unless a duplicate of it is still open.
+  ::epoll_ctl(s.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void EventLoop::at_end_of_turn(std::function<void()> fn) {
+  impl_->end_of_turn.push_back(std::move(fn));
+}
+
+std::size_t EventLoop::fd_count() const noexcept {
+  return impl_->fds.size();
+}
+
+}  // namespace tether

@@ -1,0 +1,496 @@
+#include "tether/session.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/session_harness.hpp"
+
+namespace tether {
+namespace {
+
+using namespace std::chrono_literals;
+using test::bytes_of;
+using test::make_frame;
+using test::Recorder;
+using test::ref_parse;
+
+ClientHandshakeConfig client_config() {
+  ClientHandshakeConfig c;
+  c.host = "example.com";
+  c.target = "/chat?room=1";
+  return c;
+}
+
+SessionOptions quiet() {
+  SessionOptions o;
+  o.ping_interval = 0ms;
+  return o;
+}
+
+// A connected client/server pair, handshake done through the pipe.
+struct Pair {
+  Recorder client_events, server_events;
+  Session client;
+  Session server;
+  explicit Pair(SessionOptions copt = quiet(), SessionOptions sopt = quiet(),
+                ClientHandshakeConfig cc = client_config())
+      : client(copt, std::move(cc), client_events),
+        server(sopt, ServerHandshakeConfig{}, server_events) {
+    test::pump(client, server);
+  }
+};
+
+std::string frames_summary(const std::vector<test::RefFrame>& frames) {
+  std::string s;
+  for (auto& f : frames) s += std::to_string(f.opcode) + (f.fin ? "F" : "-") + " ";
+  return s;
+}
+
+TEST(Session, HandshakeOpensBothEnds) {
+  Pair p;
+  EXPECT_TRUE(p.client_events.opened);
+  EXPECT_TRUE(p.server_events.opened);
+  EXPECT_EQ(p.client.state(), SessionState::open);
+  EXPECT_EQ(p.server.state(), SessionState::open);
+  EXPECT_TRUE(p.client.pending_output().empty());
+  EXPECT_EQ(p.client.client_handshake(), nullptr);  // freed once open
+}
+
+TEST(Session, SubprotocolChosenByServerCallback) {
+  Recorder ce, se;
+  ClientHandshakeConfig cc = client_config();
+  cc.subprotocols = {"v1.json", "v2.json"};
+  Session client(quiet(), cc, ce);
+  Session server(quiet(), ServerHandshakeConfig{}, se);
+  se.decision.subprotocol = "v2.json";
+  test::pump(client, server);
+  ASSERT_TRUE(ce.opened);
+  EXPECT_EQ(se.offered, (std::vector<std::string>{"v1.json", "v2.json"}));
+  EXPECT_EQ(client.subprotocol(), "v2.json");
+  EXPECT_EQ(server.subprotocol(), "v2.json");
+}
+
+TEST(Session, ServerRefusalReachesClientWithStatus) {
+  Recorder ce, se;
+  Session client(quiet(), client_config(), ce);
+  Session server(quiet(), ServerHandshakeConfig{}, se);
+  se.decision.accept = false;
+  se.decision.status = 401;
+  se.decision.body = "token required";
+  test::pump(client, server);
+  EXPECT_FALSE(ce.opened);
+  EXPECT_FALSE(se.opened);
+  ASSERT_TRUE(ce.error);
+  EXPECT_EQ(ce.error->first, 401);
+  EXPECT_NE(ce.error->second.find("401"), std::string::npos);
+  ASSERT_NE(client.client_handshake(), nullptr);
+  EXPECT_EQ(client.client_handshake()->body(), "token required");
+  EXPECT_EQ(client.state(), SessionState::closed);
+  EXPECT_TRUE(server.finished());
+  EXPECT_FALSE(ce.closed);  // never opened: no on_close
+}
+
+TEST(Session, BadUpgradeRequestGetsHttpError) {
+  Recorder se;
+  Session server(quiet(), ServerHandshakeConfig{}, se);
+  auto req = bytes_of("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  server.receive(req);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(se.error->first, 426);
+  std::string out = test::text_of(server.pending_output());
+  EXPECT_EQ(out.rfind("HTTP/1.1 426", 0), 0u) << out;
+  EXPECT_EQ(server.state(), SessionState::closed);
+}
+
+TEST(Session, FramesInTheSameReadAsTheHandshakeAreKept) {
+  Recorder ce, se;
+  Session client(quiet(), client_config(), ce);
+  Session server(quiet(), ServerHandshakeConfig{}, se);
+  test::transfer(client, server);
+  ASSERT_TRUE(server.state() == SessionState::open);
+  ASSERT_EQ(server.send_text("early"), SendStatus::ok);
+  test::transfer(server, client);  // 101 response and the frame in one chunk
+  ASSERT_EQ(ce.messages.size(), 1u);
+  EXPECT_EQ(ce.messages[0].data, "early");
+}
+
+TEST(Session, EchoBothWaysWithRoleMasking) {
+  Pair p;
+  ASSERT_EQ(p.client.send_text("hello"), SendStatus::ok);
+  auto wire = test::drain(p.client);
+  auto frames = ref_parse(wire);
+  ASSERT_TRUE(frames);
+  ASSERT_EQ(frames->size(), 1u);
+  EXPECT_TRUE((*frames)[0].masked);  // client frames are masked
+  EXPECT_EQ((*frames)[0].payload, "hello");
+  p.server.receive(wire);
+  ASSERT_EQ(p.server_events.messages.size(), 1u);
+  EXPECT_EQ(p.server_events.messages[0].data, "hello");
+
+  std::vector<std::byte> bin = {std::byte{0}, std::byte{0xFF}, std::byte{7}};
+  ASSERT_EQ(p.server.send_binary(bin), SendStatus::ok);
+  auto swire = test::drain(p.server);
+  auto sframes = ref_parse(swire);
+  ASSERT_TRUE(sframes);
+  EXPECT_FALSE((*sframes)[0].masked);  // server frames are not
+  p.client.receive(swire);
+  ASSERT_EQ(p.client_events.messages.size(), 1u);
+  EXPECT_EQ(p.client_events.messages[0].type, MessageType::binary);
+  EXPECT_EQ(p.client_events.messages[0].data, std::string("\0\xFF\x07", 3));
+}
+
+TEST(Session, PingIsAnsweredWithSamePayload) {
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  auto ping = make_frame(0x9, "abc");
+  server.receive(ping);
+  EXPECT_EQ(se.pings, std::vector<std::string>{"abc"});
+  auto frames = ref_parse(test::drain(server));
+  ASSERT_TRUE(frames);
+  ASSERT_EQ(frames->size(), 1u);
+  EXPECT_EQ((*frames)[0].opcode, 0xA);
+  EXPECT_EQ((*frames)[0].payload, "abc");
+}
+
+TEST(Session, CloseHandshakeInitiatedByClient) {
+  Pair p;
+  ASSERT_EQ(p.client.close(1000, "bye"), SendStatus::ok);
+  EXPECT_EQ(p.client.state(), SessionState::closing);
+  EXPECT_EQ(p.client.send_text("late"), SendStatus::not_open);
+  test::pump(p.client, p.server);
+  ASSERT_TRUE(p.server_events.closed);
+  EXPECT_EQ(p.server_events.closed->first, 1000);
+  EXPECT_EQ(p.server_events.closed->second, "bye");
+  ASSERT_TRUE(p.client_events.closed);
+  EXPECT_EQ(p.client_events.closed->first, 1000);  // the server echoed the code
+  EXPECT_TRUE(p.client.finished());
+  EXPECT_TRUE(p.server.finished());
+}
+
+TEST(Session, CloseWithoutCodeIsEchoedWithoutCode) {
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  auto close = make_frame(0x8, "");
+  server.receive(close);
+  ASSERT_TRUE(se.closed);
+  EXPECT_EQ(se.closed->first, close_code::no_status);
+  auto frames = ref_parse(test::drain(server));
+  ASSERT_TRUE(frames);
+  ASSERT_EQ(frames->size(), 1u);
+  EXPECT_EQ((*frames)[0].opcode, 0x8);
+  EXPECT_EQ((*frames)[0].payload, "");
+}
+
+TEST(Session, DataAfterOurCloseIsIgnoredButCloseCounts) {
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  ASSERT_EQ(server.close(1001, "shutdown"), SendStatus::ok);
+  test::drain(server);
+  auto in = test::concat({make_frame(0x1, "ignored"), make_frame(0x8, std::string("\x03\xe8", 2))});
+  server.receive(in);
+  EXPECT_TRUE(se.messages.empty());
+  ASSERT_TRUE(se.closed);
+  EXPECT_EQ(se.closed->first, 1000);
+  EXPECT_TRUE(server.finished());
+  EXPECT_TRUE(server.pending_output().empty());  // no second CLOSE
+}
+
+struct ErrorCase {
+  const char* name;
+  Role role;
+  std::vector<std::byte> input;
+  std::uint16_t code;
+};
+
+TEST(Session, ProtocolErrorsCloseWithTheRightCode) {
+  std::vector<ErrorCase> cases = {
+      {"unmasked frame to server", Role::server, make_frame(0x1, "x", true, false), 1002},
+      {"masked frame to client", Role::client, make_frame(0x1, "x", true, true), 1002},
+      {"reserved opcode", Role::server, make_frame(0x3, "x"), 1002},
+      {"rsv1 without extension", Role::server, make_frame(0x1, "x", true, true, true), 1002},
+      {"fragmented ping", Role::server, make_frame(0x9, "x", false), 1002},
+      {"continuation without message", Role::server, make_frame(0x0, "x"), 1002},
+      {"invalid close code", Role::server, make_frame(0x8, std::string("\x03\xed", 2)), 1002},
+      {"one-byte close", Role::server, make_frame(0x8, "\x03"), 1002},
+      {"bad utf-8 text", Role::server, make_frame(0x1, "\xc0\xaf"), 1007},
+      {"bad utf-8 close reason", Role::server, make_frame(0x8, std::string("\x03\xe8\xff", 3)),
+       1007},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Recorder ev;
+    Session s(c.role, quiet(), ev);
+    s.receive(c.input);
+    ASSERT_TRUE(ev.error);
+    EXPECT_EQ(ev.error->first, c.code);
+    EXPECT_FALSE(ev.error->second.empty());
+    ASSERT_TRUE(ev.closed);
+    EXPECT_EQ(ev.closed->first, c.code);
+    auto frames = ref_parse(test::drain(s));
+    ASSERT_TRUE(frames);
+    ASSERT_EQ(frames->size(), 1u);
+    EXPECT_EQ((*frames)[0].opcode, 0x8);
+    ASSERT_GE((*frames)[0].payload.size(), 2u);
+    EXPECT_EQ((static_cast<unsigned char>((*frames)[0].payload[0]) << 8) |
+                  static_cast<unsigned char>((*frames)[0].payload[1]),
+              c.code);
+    EXPECT_TRUE(s.finished());
+  }
+}
+
+TEST(Session, InvalidUtf8FailsAtTheFragmentWhereItBreaks) {
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  auto f1 = make_frame(0x1, "Hel", false);
+  auto f2 = make_frame(0x0, "lo \xf0\x28", false);  // F0 28: impossible second byte
+  server.receive(f1);
+  EXPECT_FALSE(se.error);
+  server.receive(f2);
+  ASSERT_TRUE(se.error);  // before any final fragment arrived
+  EXPECT_EQ(se.error->first, 1007);
+}
+
+TEST(Session, TextEndingInsideASequenceIs1007) {
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  auto f = make_frame(0x1, "ok\xe2\x82");
+  server.receive(f);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(se.error->first, 1007);
+}
+
+TEST(Session, HugeLengthClaimIs1009BeforeAnyPayload) {
+  Recorder se;
+  SessionOptions o = quiet();
+  o.max_message_size = 1000;
+  Session server(Role::server, o, se);
+  std::vector<std::byte> header = {std::byte{0x82}, std::byte{0xFF}, std::byte{0x40}};
+  for (int i = 0; i < 7; ++i) header.push_back(std::byte{0});
+  for (int i = 0; i < 4; ++i) header.push_back(std::byte{0x11});  // 2^62 bytes claimed
+  server.receive(header);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(se.error->first, 1009);
+  EXPECT_LT(server.memory_used(), 4096u);
+}
+
+TEST(Session, MessageSizeLimitCountsAllFragments) {
+  Recorder se;
+  SessionOptions o = quiet();
+  o.max_message_size = 10;
+  Session server(Role::server, o, se);
+  auto in = test::concat({make_frame(0x2, "123456", false), make_frame(0x0, "78901", true)});
+  server.receive(in);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(se.error->first, 1009);
+  EXPECT_TRUE(se.messages.empty());
+}
+
+TEST(Session, EofWithoutCloseIs1006) {
+  Pair p;
+  p.server.receive_eof();
+  ASSERT_TRUE(p.server_events.closed);
+  EXPECT_EQ(p.server_events.closed->first, close_code::abnormal);
+  EXPECT_TRUE(p.server.finished());
+}
+
+TEST(Session, ControlFramesBetweenFragmentsAreDelivered) {
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  auto in = test::concat(
+      {make_frame(0x1, "frag", false), make_frame(0x9, "p"), make_frame(0x0, "ment", true)});
+  server.receive(in);
+  EXPECT_EQ(se.events, (std::vector<std::string>{"ping:p", "text:fragment"}));
+}
+
+TEST(Session, StreamingDeliversPieces) {
+  Recorder se;
+  SessionOptions o = quiet();
+  o.stream_fragments = true;
+  Session server(Role::server, o, se);
+  auto in = test::concat({make_frame(0x2, "ab", false), make_frame(0x0, "cd", true)});
+  server.receive(in);
+  EXPECT_EQ(se.events,
+            (std::vector<std::string>{"fragment:bF-:ab", "fragment:b--:cd", "fragment:b-L:"}));
+}
+
+TEST(Session, KeepalivePingsAndDetectsDeadPeer) {
+  SessionOptions o;
+  o.ping_interval = 30s;
+  o.pong_timeout = 10s;
+  Recorder se;
+  Session server(Role::server, o, se);
+  TimePoint t0{};
+  server.tick(t0);
+  ASSERT_TRUE(server.next_deadline());
+  EXPECT_EQ(*server.next_deadline(), t0 + 30s);
+  server.tick(t0 + 29s);
+  EXPECT_TRUE(server.pending_output().empty());
+  server.tick(t0 + 30s);
+  auto frames = ref_parse(test::drain(server));
+  ASSERT_TRUE(frames);
+  ASSERT_EQ(frames->size(), 1u);
+  EXPECT_EQ((*frames)[0].opcode, 0x9);
+  EXPECT_EQ(server.pings_sent(), 1u);
+  EXPECT_EQ(*server.next_deadline(), t0 + 40s);
+  server.tick(t0 + 39s);
+  EXPECT_FALSE(se.closed);
+  server.tick(t0 + 40s);
+  ASSERT_TRUE(se.closed);
+  EXPECT_EQ(se.closed->first, close_code::abnormal);
+  EXPECT_EQ(se.closed->second, "keepalive timeout");
+  EXPECT_TRUE(server.finished());
+}
+
+TEST(Session, KeepaliveSatisfiedByAnyTraffic) {
+  SessionOptions o;
+  o.ping_interval = 30s;
+  o.pong_timeout = 10s;
+  Recorder se;
+  Session server(Role::server, o, se);
+  TimePoint t0{};
+  server.tick(t0);
+  server.tick(t0 + 30s);
+  test::drain(server);
+  auto pong = make_frame(0xA, "");
+  server.receive(pong);
+  server.tick(t0 + 40s);
+  EXPECT_FALSE(se.closed);
+  EXPECT_EQ(server.pongs_received(), 1u);
+  server.tick(t0 + 60s);
+  EXPECT_EQ(server.pings_sent(), 2u);
+}
+
+TEST(Session, CloseHandshakeTimesOut) {
+  SessionOptions o = quiet();
+  o.close_timeout = 5s;
+  Recorder se;
+  Session server(Role::server, o, se);
+  ASSERT_EQ(server.close(), SendStatus::ok);
+  TimePoint t0{};
+  server.tick(t0);
+  server.tick(t0 + 4s);
+  EXPECT_FALSE(se.closed);
+  server.tick(t0 + 5s);
+  ASSERT_TRUE(se.closed);
+  EXPECT_EQ(se.closed->first, close_code::abnormal);
+}
+
+TEST(Session, OpeningHandshakeTimesOut) {
+  SessionOptions o = quiet();
+  o.handshake_timeout = 2s;
+  Recorder se;
+  Session server(o, ServerHandshakeConfig{}, se);
+  auto partial = bytes_of("GET / HTTP/1.1\r\n");
+  server.receive(partial);
+  TimePoint t0{};
+  server.tick(t0);
+  server.tick(t0 + 1s);
+  EXPECT_FALSE(se.error);
+  server.tick(t0 + 2s);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(server.state(), SessionState::closed);
+}
+
+TEST(Session, SendsRefusedWhenNotOpenAndControlLimitsChecked) {
+  Recorder ce;
+  Session client(quiet(), client_config(), ce);
+  EXPECT_EQ(client.send_text("x"), SendStatus::not_open);
+  Recorder se;
+  Session server(Role::server, quiet(), se);
+  std::string big(126, 'x');
+  EXPECT_EQ(server.ping(as_bytes(big)), SendStatus::invalid_payload);
+  EXPECT_EQ(server.close(1005, ""), SendStatus::ok);  // CLOSE without payload is allowed
+  Session s2(Role::server, quiet(), se);
+  EXPECT_EQ(s2.close(1004), SendStatus::invalid_payload);
+  EXPECT_EQ(s2.close(999), SendStatus::invalid_payload);
+  EXPECT_EQ(s2.close(1000, std::string(124, 'r')), SendStatus::invalid_payload);
+  EXPECT_EQ(s2.close(1000, "\xff"), SendStatus::invalid_payload);
+}
+
+TEST(Session, LargeMessagesAreFragmentedAndPingsPassBetween) {
+  SessionOptions o = quiet();
+  o.fragment_size = 1000;
+  Recorder se;
+  Session server(Role::server, o, se);
+  std::string big(3500, 'a');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(server.send_text(big), SendStatus::ok);
+  EXPECT_EQ(server.buffered_amount(), 3504u);  // first fragment encoded, the rest queued
+  ASSERT_EQ(server.ping(as_bytes("p")), SendStatus::ok);
+  auto frames = ref_parse(test::drain_all(server));
+  ASSERT_TRUE(frames);
+  EXPECT_EQ(frames_summary(*frames), "1- 9F 0- 0- 0F ");
+  std::string joined;
+  for (auto& f : *frames)
+    if (f.opcode != 9) joined += f.payload;
+  EXPECT_EQ(joined, big);
+  EXPECT_EQ(server.buffered_amount(), 0u);
+}
+
+TEST(Session, CloseAfterQueuedMessageWaitsForIt) {
+  SessionOptions o = quiet();
+  o.fragment_size = 100;
+  Recorder se;
+  Session server(Role::server, o, se);
+  ASSERT_EQ(server.send_text(std::string(250, 'x')), SendStatus::ok);
+  ASSERT_EQ(server.close(1000, "done"), SendStatus::ok);
+  auto frames = ref_parse(test::drain_all(server));
+  ASSERT_TRUE(frames);
+  EXPECT_EQ(frames_summary(*frames), "1- 0- 0F 8F ");
+}
+
+// A trivial per-message transform: XOR with 0x5A, flagged by RSV1. It shows the extension
+// interface end to end before permessage-deflate exists.
+class XorTransform : public MessageTransform {
+ public:
+  bool encode(MessageType, ByteView in, std::vector<std::byte>& out) override {
+    out.clear();
+    for (auto b : in) out.push_back(b ^ std::byte{0x5A});
+    return true;
+  }
+  TransformStatus decode(ByteView in, bool, std::vector<std::byte>& out,
+                         std::uint64_t max) override {
+    for (auto b : in) {
+      if (out.size() >= max) return {close_code::message_too_big, "too big after transform"};
+      out.push_back(b ^ std::byte{0x5A});
+    }
+    return {};
+  }
+};
+
+TEST(Session, ExtensionTransformUsesRsv1OnFirstFrameOnly) {
+  SessionOptions o = quiet();
+  o.fragment_size = 4;
+  Recorder ce, se;
+  Session client(Role::client, o, ce, std::make_unique<XorTransform>());
+  Session server(Role::server, o, se, std::make_unique<XorTransform>());
+  ASSERT_EQ(client.send_text("transformed!"), SendStatus::ok);
+  auto wire = test::drain_all(client);
+  auto frames = ref_parse(wire);
+  ASSERT_TRUE(frames);
+  ASSERT_EQ(frames->size(), 3u);
+  EXPECT_TRUE((*frames)[0].rsv1);
+  EXPECT_FALSE((*frames)[1].rsv1);
+  EXPECT_FALSE((*frames)[2].rsv1);
+  EXPECT_NE((*frames)[0].payload, "tran");  // really transformed on the wire
+  server.receive(wire);
+  ASSERT_EQ(se.messages.size(), 1u);
+  EXPECT_EQ(se.messages[0].data, "transformed!");
+}
+
+TEST(Session, TraceSeesFramesInAndOut) {
+  SessionOptions o = quiet();
+  o.trace = true;
+  Recorder se;
+  Session server(Role::server, o, se);
+  auto in = make_frame(0x1, "hello trace");
+  server.receive(in);
+  server.send_text("reply");
+  ASSERT_EQ(se.trace_lines.size(), 2u);
+  EXPECT_EQ(se.trace_lines[0], "in TEXT fin len=11 hello trace");
+  EXPECT_EQ(se.trace_lines[1], "out TEXT fin len=5 reply");
+}
+
+}  // namespace
+}  // namespace tether

@@ -1,0 +1,460 @@
+// EventLoop: cross-thread posting, stop, timers, end-of-turn ordering, fd dispatch rules.
+#include "tether/event_loop.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/socket.hpp"
+
+namespace tether {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Every test runs the loop under this bound so that a lost wake-up fails instead of hanging.
+constexpr auto kWatchdog = 10s;
+
+// Runs `loop` until something stops it; false if the watchdog had to.
+[[nodiscard]] bool run_bounded(EventLoop& loop) {
+  bool timed_out = false;
+  auto id = loop.call_after(kWatchdog, [&] {
+    timed_out = true;
+    loop.stop();
+  });
+  loop.run();
+  loop.cancel(id);
+  return !timed_out;
+}
+
+class FnHandler : public IoHandler {
+ public:
+  std::function<void(std::uint32_t)> fn;
+  void on_io(std::uint32_t events) override { fn(events); }
+};
+
+struct Pipe {
+  net::Fd read_end;
+  net::Fd write_end;
+  Pipe() {
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+  }
+  void put(char c = 'x') { ASSERT_EQ(::write(write_end.get(), &c, 1), 1); }
+  void take() {
+    char c;
+    ASSERT_EQ(::read(read_end.get(), &c, 1), 1);
+  }
+};
+
+TEST(EventLoop, StopBeforeRunReturnsAtOnceAndIsConsumed) {
+  EventLoop loop;
+  bool ran = false;
+  loop.post([&] { ran = true; });
+  loop.stop();
+  loop.run();
+  EXPECT_FALSE(ran);
+
+  // The stop was used up by that run(): the next one works normally.
+  loop.post([&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_TRUE(ran);
+}
+
+TEST(EventLoop, StopFromAnotherThread) {
+  EventLoop loop;
+  std::promise<void> running;
+  loop.post([&] { running.set_value(); });
+  std::thread stopper([&] {
+    running.get_future().wait();
+    loop.stop();
+  });
+  // Nothing else is scheduled but the watchdog, so only stop() can end this run early.
+  bool stopped = run_bounded(loop);
+  stopper.join();
+  EXPECT_TRUE(stopped);
+}
+
+TEST(EventLoop, PostFromFourThreadsRunsEverythingOnLoopThreadInPerThreadOrder) {
+  constexpr int kThreads = 4;
+  constexpr int kTasks = 10000;
+  EventLoop loop;
+  const auto loop_thread = std::this_thread::get_id();
+  std::array<int, kThreads> next{};
+  int total = 0;
+  bool in_order = true;
+  bool on_loop_thread = true;
+
+  std::vector<std::thread> posters;
+  for (int t = 0; t < kThreads; ++t) {
+    posters.emplace_back([&, t] {
+      for (int i = 0; i < kTasks; ++i) {
+        loop.post([&, t, i] {
+          if (next[t] != i) in_order = false;
+          next[t] = i + 1;
+          if (std::this_thread::get_id() != loop_thread || !loop.is_loop_thread()) {
+            on_loop_thread = false;
+          }
+          if (++total == kThreads * kTasks) loop.stop();
+        });
+      }
+    });
+  }
+  bool stopped = run_bounded(loop);
+  for (auto& p : posters) p.join();
+  ASSERT_TRUE(stopped) << "ran " << total << " tasks";
+  EXPECT_EQ(total, kThreads * kTasks);
+  EXPECT_TRUE(in_order);
+  EXPECT_TRUE(on_loop_thread);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(next[t], kTasks);
+}
+
+TEST(EventLoop, IsLoopThreadOnlyForTheRunningThreadWhileRunning) {
+  EventLoop loop;
+  auto from_other_thread = [&] {
+    bool result = false;
+    std::thread([&] { result = loop.is_loop_thread(); }).join();
+    return result;
+  };
+  // Before run() nothing runs the loop, so whoever sets it up counts as its thread.
+  EXPECT_TRUE(loop.is_loop_thread());
+  EXPECT_TRUE(from_other_thread());
+
+  bool inside_main = false;
+  bool inside_other = true;
+  loop.post([&] {
+    inside_main = loop.is_loop_thread();
+    inside_other = from_other_thread();
+    loop.stop();
+  });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_TRUE(inside_main);
+  EXPECT_FALSE(inside_other);
+
+  EXPECT_TRUE(from_other_thread());
+}
+
+TEST(EventLoop, PostFromLoopThreadRunsInALaterTurn) {
+  EventLoop loop;
+  std::vector<std::string> log;
+  loop.post([&] {
+    log.push_back("first");
+    loop.post([&] {
+      log.push_back("second");
+      loop.stop();
+    });
+    loop.at_end_of_turn([&] { log.push_back("end of first turn"); });
+    log.push_back("first done");
+  });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(log, (std::vector<std::string>{"first", "first done", "end of first turn", "second"}));
+}
+
+TEST(EventLoop, TimersFireInDeadlineOrderAndNeverEarly) {
+  EventLoop loop;
+  const TimePoint base = loop.now();
+  const std::array<int, 6> offsets_ms{30, 10, 20, 0, 10, 5};
+  std::vector<int> fired;
+  bool early = false;
+  for (int i = 0; i < static_cast<int>(offsets_ms.size()); ++i) {
+    TimePoint when = base + std::chrono::milliseconds(offsets_ms[i]);
+    loop.call_at(when, [&, i, when] {
+      fired.push_back(i);
+      if (loop.now() < when || Clock::now() < when) early = true;
+    });
+  }
+  // Same deadline as the last timer but armed later, so it fires after it.
+  loop.call_at(base + 30ms, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  // Equal deadlines (indices 1 and 4) keep the order they were armed in.
+  EXPECT_EQ(fired, (std::vector<int>{3, 5, 1, 4, 2, 0}));
+  EXPECT_FALSE(early);
+}
+
+TEST(EventLoop, CallAfterIsRelativeToNowAndNotEarly) {
+  EventLoop loop;
+  bool early = false;
+  int fired = 0;
+  loop.post([&] {
+    TimePoint armed = loop.now();
+    loop.call_after(3ms, [&, armed] {
+      ++fired;
+      if (loop.now() < armed + 3ms) early = true;
+      loop.stop();
+    });
+  });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(fired, 1);
+  EXPECT_FALSE(early);
+}
+
+TEST(EventLoop, CancelledTimerNeverFires) {
+  EventLoop loop;
+  bool cancelled_fired = false;
+  auto id = loop.call_after(1ms, [&] { cancelled_fired = true; });
+  loop.cancel(id);
+  loop.cancel(id);     // twice: ignored
+  loop.cancel(99999);  // unknown: ignored
+  auto fired_id = loop.call_after(2ms, [] {});
+  loop.call_after(5ms, [&] {
+    loop.cancel(fired_id);  // already fired: ignored
+    loop.stop();
+  });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_FALSE(cancelled_fired);
+}
+
+TEST(EventLoop, TimerCancelledByAnEarlierTimerOfTheSameTurnDoesNotFire) {
+  EventLoop loop;
+  const TimePoint when = loop.now() + 2ms;
+  EventLoop::TimerId second = 0;
+  bool first_fired = false;
+  bool second_fired = false;
+  // Equal deadlines are due in the same turn and fire in arming order.
+  loop.call_at(when, [&] {
+    first_fired = true;
+    loop.cancel(second);
+  });
+  second = loop.call_at(when, [&] { second_fired = true; });
+  loop.call_at(when, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_TRUE(first_fired);
+  EXPECT_FALSE(second_fired);
+}
+
+TEST(EventLoop, ManyCancelledTimersDoNotDisturbTheLiveOnes) {
+  EventLoop loop;
+  // The keepalive pattern: a far timer re-armed over and over.
+  EventLoop::TimerId far = loop.call_after(1h, [] { FAIL() << "cancelled timer fired"; });
+  std::vector<int> fired;
+  for (int i = 0; i < 100000; ++i) {
+    loop.cancel(far);
+    far = loop.call_after(1h, [] { FAIL() << "cancelled timer fired"; });
+    if (i % 20000 == 0) loop.call_after(1ms, [&fired, i] { fired.push_back(i); });
+  }
+  loop.cancel(far);
+  loop.call_after(2ms, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(fired, (std::vector<int>{0, 20000, 40000, 60000, 80000}));
+}
+
+TEST(EventLoop, ZeroDelayTimerArmedByATimerWaitsForTheNextTurn) {
+  EventLoop loop;
+  int turns_seen = 0;
+  int rearms = 0;
+  std::function<void()> rearm = [&] {
+    ++rearms;
+    loop.call_after(0ms, rearm);
+  };
+  loop.call_after(0ms, rearm);
+  // Posted work still runs between the re-arms; if the timer phase looped on the 0 ms timer,
+  // this would never run.
+  std::function<void()> count_turn = [&] {
+    if (++turns_seen == 5) {
+      loop.stop();
+      return;
+    }
+    loop.post(count_turn);
+  };
+  loop.post(count_turn);
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(turns_seen, 5);
+  EXPECT_GE(rearms, 4);
+  EXPECT_LE(rearms, 6);
+}
+
+TEST(EventLoop, EndOfTurnRunsAfterTheTurnsIoAndNestedOnesInTheSamePhase) {
+  EventLoop loop;
+  Pipe a, b;
+  a.put();
+  b.put();
+  std::vector<std::string> log;
+  FnHandler ha, hb;
+  auto on_io = [&](Pipe& p) {
+    p.take();
+    log.push_back("io");
+    if (log.size() == 1) {
+      loop.at_end_of_turn([&] {
+        log.push_back("end");
+        loop.at_end_of_turn([&] {
+          log.push_back("nested end");
+          loop.post([&] {
+            log.push_back("next turn");
+            loop.stop();
+          });
+        });
+      });
+    }
+  };
+  ha.fn = [&](std::uint32_t) { on_io(a); };
+  hb.fn = [&](std::uint32_t) { on_io(b); };
+  loop.add_fd(a.read_end.get(), EventLoop::readable, &ha);
+  loop.add_fd(b.read_end.get(), EventLoop::readable, &hb);
+  // Both pipes are readable before the first epoll_wait, so both callbacks share one turn.
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(log, (std::vector<std::string>{"io", "io", "end", "nested end", "next turn"}));
+  loop.remove_fd(a.read_end.get());
+  loop.remove_fd(b.read_end.get());
+}
+
+TEST(EventLoop, EndOfTurnQueuedBeforeRunDoesNotWaitForAnEvent) {
+  EventLoop loop;
+  bool ran = false;
+  loop.at_end_of_turn([&] {
+    ran = true;
+    loop.stop();
+  });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_TRUE(ran);
+}
+
+TEST(EventLoop, RemoveFdDuringATurnPreventsItsLaterDispatch) {
+  EventLoop loop;
+  Pipe a, b;
+  a.put();
+  b.put();
+  int calls = 0;
+  FnHandler ha, hb;
+  // Whichever is dispatched first unregisters the other, whose event was already read.
+  ha.fn = [&](std::uint32_t) {
+    ++calls;
+    loop.remove_fd(b.read_end.get());
+    loop.remove_fd(a.read_end.get());
+  };
+  hb.fn = [&](std::uint32_t) {
+    ++calls;
+    loop.remove_fd(a.read_end.get());
+    loop.remove_fd(b.read_end.get());
+  };
+  loop.add_fd(a.read_end.get(), EventLoop::readable, &ha);
+  loop.add_fd(b.read_end.get(), EventLoop::readable, &hb);
+  EXPECT_EQ(loop.fd_count(), 2u);
+  loop.at_end_of_turn([&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(loop.fd_count(), 0u);
+}
+
+TEST(EventLoop, StaleEventIsNotDeliveredToAFdNumberReusedInTheSameTurn) {
+  EventLoop loop;
+  Pipe a, b;
+  a.put();
+  b.put();
+  std::unique_ptr<Pipe> replacement;
+  int first_calls = 0;
+  int replacement_calls = 0;
+  int reused_fd = -1;
+  FnHandler ha, hb, hr;
+  auto first = [&](Pipe& other) {
+    ++first_calls;
+    // Close the other pipe's read end; the next pipe gets its number (lowest free fd) and an
+    // empty pipe, so any call for it this turn could only come from the stale event.
+    reused_fd = other.read_end.get();
+    loop.remove_fd(reused_fd);
+    other.read_end.reset();
+    replacement = std::make_unique<Pipe>();
+    ASSERT_EQ(replacement->read_end.get(), reused_fd);
+    loop.add_fd(replacement->read_end.get(), EventLoop::readable, &hr);
+    loop.at_end_of_turn([&] { loop.stop(); });
+  };
+  ha.fn = [&](std::uint32_t) {
+    if (first_calls == 0) first(b);
+  };
+  hb.fn = [&](std::uint32_t) {
+    if (first_calls == 0) first(a);
+  };
+  hr.fn = [&](std::uint32_t) { ++replacement_calls; };
+  loop.add_fd(a.read_end.get(), EventLoop::readable, &ha);
+  loop.add_fd(b.read_end.get(), EventLoop::readable, &hb);
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(first_calls, 1);
+  EXPECT_EQ(replacement_calls, 0);
+  for (Pipe* p : {&a, &b, replacement.get()}) {
+    if (p->read_end) loop.remove_fd(p->read_end.get());
+  }
+  EXPECT_EQ(loop.fd_count(), 0u);
+}
+
+TEST(EventLoop, LevelTriggeredHandlerIsCalledAgainWhileDataIsUnread) {
+  EventLoop loop;
+  Pipe p;
+  p.put();
+  int calls = 0;
+  FnHandler h;
+  h.fn = [&](std::uint32_t events) {
+    EXPECT_TRUE(events & EventLoop::readable);
+    if (++calls == 3) {
+      p.take();
+      loop.remove_fd(p.read_end.get());
+      loop.stop();
+    }
+  };
+  loop.add_fd(p.read_end.get(), EventLoop::readable, &h);
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(EventLoop, ModifyFdChangesInterest) {
+  EventLoop loop;
+  Pipe p;
+  std::uint32_t seen = 0;
+  FnHandler h;
+  h.fn = [&](std::uint32_t events) {
+    seen |= events;
+    loop.remove_fd(p.write_end.get());
+    loop.stop();
+  };
+  // No interest yet: an empty pipe's write end is writable, but must not be reported.
+  loop.add_fd(p.write_end.get(), 0, &h);
+  loop.post([&] {
+    EXPECT_EQ(seen, 0u);
+    loop.modify_fd(p.write_end.get(), EventLoop::writable, &h);
+  });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(seen, EventLoop::writable);
+}
+
+TEST(EventLoop, ClosedWriterIsReportedAsHangup) {
+  EventLoop loop;
+  Pipe p;
+  p.write_end.reset();
+  std::uint32_t seen = 0;
+  FnHandler h;
+  h.fn = [&](std::uint32_t events) {
+    seen = events;
+    loop.remove_fd(p.read_end.get());
+    loop.stop();
+  };
+  loop.add_fd(p.read_end.get(), EventLoop::readable, &h);
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_TRUE(seen & EventLoop::hangup);
+}
+
+TEST(EventLoop, AddingARegisteredFdOrModifyingAnUnknownOneThrows) {
+  EventLoop loop;
+  Pipe p;
+  FnHandler h;
+  h.fn = [](std::uint32_t) {};
+  loop.add_fd(p.read_end.get(), EventLoop::readable, &h);
+  EXPECT_THROW(loop.add_fd(p.read_end.get(), EventLoop::readable, &h), std::system_error);
+  EXPECT_THROW(loop.modify_fd(p.write_end.get(), EventLoop::writable, &h), std::system_error);
+  EXPECT_EQ(loop.fd_count(), 1u);
+  loop.remove_fd(p.read_end.get());
+  loop.remove_fd(p.read_end.get());  // unknown now: ignored
+  EXPECT_EQ(loop.fd_count(), 0u);
+}
+
+}  // namespace
+}  // namespace tether
