@@ -143,7 +143,7 @@ class ServerHandshake {
   explicit ServerHandshake(ServerHandshakeConfig config = {});
 
   /// Feeds request bytes. On `request`, the request is valid and the application decides with
-  /// accept() or reject(); `consumed` bytes belonged to it and the rest are frames. On
+  /// accept() or answers with http_error_response(); `consumed` bytes belonged to it and the rest are frames. On
   /// `failed`, response() holds the HTTP error to send (400, 405, 426, 431, 505) and error()
   /// says why.
   Status receive(ByteView data, std::size_t& consumed);

@@ -112,7 +112,19 @@ void Session::handle_server_handshake(MutableByteView& data) {
   if (!decision.subprotocol.empty() &&
       std::find(offered.begin(), offered.end(), decision.subprotocol) == offered.end())
     decision.subprotocol.clear();
-  out_.append(as_bytes(server_hs_->accept(decision.subprotocol, decision.headers)));
+  std::string response;
+  try {
+    response = server_hs_->accept(decision.subprotocol, decision.headers);
+  } catch (const std::exception& e) {
+    // The application's headers could not be sent (CR/LF injection, bad name): its bug, but
+    // the peer gets a clean 500 and the process goes on.
+    std::string why = std::string("cannot build the upgrade response: ") + e.what();
+    out_.append(as_bytes(http_error_response(500, "internal error\n")));
+    handler_.on_error(500, why);
+    finish(close_code::abnormal, why);
+    return;
+  }
+  out_.append(as_bytes(response));
   subprotocol_ = decision.subprotocol;
   transform_ = server_hs_->take_transform();
   decoder_.set_rsv1_allowed(transform_ != nullptr);

@@ -492,5 +492,19 @@ TEST(Session, TraceSeesFramesInAndOut) {
   EXPECT_EQ(se.trace_lines[1], "out TEXT fin len=5 reply");
 }
 
+
+TEST(Session, ApplicationHeaderWithNewlineGets500NotACrash) {
+  Recorder ce, se;
+  Session client(quiet(), client_config(), ce);
+  Session server(quiet(), ServerHandshakeConfig{}, se);
+  se.decision.headers = {{"X-Evil", "a\r\nSet-Cookie: x"}};
+  test::pump(client, server);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(se.error->first, 500);
+  ASSERT_TRUE(ce.error);
+  EXPECT_EQ(ce.error->first, 500);
+  EXPECT_FALSE(ce.opened);
+}
+
 }  // namespace
 }  // namespace tether

@@ -426,5 +426,35 @@ TEST(Server, TraceSeesEveryFrameInAndOut) {
                                              "out CLOSE \x03\xe8"}));
 }
 
+
+TEST(Server, ServesIpv6Loopback) {
+  std::string probe_error;
+  if (!net::listen_tcp("::1", 0, 1, probe_error)) GTEST_SKIP() << "no IPv6 loopback: " << probe_error;
+  EventLoop loop;
+  ServerOptions so = local_server_options();
+  so.host = "::1";
+  Server server(loop, so);
+  server.route("*", echo_behavior());
+  ASSERT_TRUE(server.listen());
+  std::string got, remote;
+  ClientHandlers h;
+  h.on_open = [&](const ConnectionPtr& c) {
+    remote = c->remote_address();
+    c->send_text("over v6");
+  };
+  h.on_message = [&](const ConnectionPtr& c, MessageType, ByteView p) {
+    got = std::string(as_text(p));
+    c->close();
+  };
+  h.on_finished = [&] { loop.stop(); };
+  ClientOptions co;
+  co.url = "ws://[::1]:" + std::to_string(server.port()) + "/";
+  Client client(loop, co, h);
+  ASSERT_TRUE(client.connect());
+  run_bounded(loop);
+  EXPECT_EQ(got, "over v6");
+  EXPECT_EQ(remote.rfind("[::1]:", 0), 0u) << remote;
+}
+
 }  // namespace
 }  // namespace tether
