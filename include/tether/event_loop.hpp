@@ -18,6 +18,13 @@ class IoHandler {
   virtual void on_io(std::uint32_t events) = 0;
 };
 
+/// Work for the end of a loop turn, queued without allocating (see EventLoop::at_end_of_turn).
+class TurnTask {
+ public:
+  virtual ~TurnTask() = default;
+  virtual void on_end_of_turn() = 0;
+};
+
 /// An epoll event loop. All members except post(), stop() and is_loop_thread() must be called
 /// on the loop's thread (the thread inside run()), or before run() starts.
 ///
@@ -70,6 +77,9 @@ class EventLoop {
   /// Calls `fn` once at the end of the current turn (or of the next one, from outside a
   /// turn). Used to flush writes once per turn.
   void at_end_of_turn(std::function<void()> fn);
+  /// The same for a task kept alive until it ran; queuing it never allocates in steady state
+  /// (a std::function holding a shared_ptr would), which matters on the per-message path.
+  void at_end_of_turn(std::shared_ptr<TurnTask> task);
 
   /// Number of registered fds (for tests and stats).
   std::size_t fd_count() const noexcept;

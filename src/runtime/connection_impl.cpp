@@ -296,7 +296,7 @@ void ConnectionImpl::after_activity() {
   if (!session_.pending_output().empty() && !flush_scheduled_ && !want_write_) {
     flush_scheduled_ = true;
     // Corking: everything queued during this loop turn leaves in one write at its end.
-    loop_.at_end_of_turn([self = shared_from_this()] { self->flush(); });
+    loop_.at_end_of_turn(std::static_pointer_cast<TurnTask>(shared_from_this()));
   } else if (session_.finished() && !flush_scheduled_ && !awaiting_eof_) {
     flush();
     return;

@@ -48,6 +48,7 @@ class ConnectionOwner {
 class ConnectionImpl final : public Connection,
                              public SessionHandler,
                              public IoHandler,
+                             public TurnTask,
                              public std::enable_shared_from_this<ConnectionImpl> {
  public:
   struct Setup {
@@ -99,6 +100,8 @@ class ConnectionImpl final : public Connection,
 
   // IoHandler
   void on_io(std::uint32_t events) override;
+  // TurnTask: the corked flush
+  void on_end_of_turn() override { flush(); }
   // SessionHandler
   void on_handshake(const HttpRequestHead& request, const std::vector<std::string>& offered,
                     HandshakeDecision& decision) override;

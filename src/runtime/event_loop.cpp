@@ -122,7 +122,7 @@ struct EventLoop::Impl {
   }
 
   int next_timeout_ms() noexcept {
-    if (!due.empty() || !ready.empty() || !end_of_turn.empty()) return 0;
+    if (!due.empty() || !ready.empty() || !end_of_turn.empty() || !turn_tasks.empty()) return 0;
     drop_cancelled_top();
     if (heap.empty()) return -1;
     auto left = heap.front().when - Clock::now();
@@ -162,6 +162,9 @@ struct EventLoop::Impl {
   std::deque<std::function<void()>> ready;    // loop thread only
 
   std::deque<std::function<void()>> end_of_turn;
+  // Swapped with `running_tasks` each phase so both keep their capacity: no allocation.
+  std::vector<std::shared_ptr<TurnTask>> turn_tasks;
+  std::vector<std::shared_ptr<TurnTask>> running_tasks;
 };
 
 EventLoop::EventLoop() : impl_(std::make_unique<Impl>()), now_(Clock::now()) {}
@@ -237,10 +240,15 @@ void EventLoop::run() {
 
     // Callbacks queued by end-of-turn callbacks (a flush that triggers another flush) still
     // belong to this turn.
-    while (!s.end_of_turn.empty()) {
-      auto fn = std::move(s.end_of_turn.front());
-      s.end_of_turn.pop_front();
-      fn();
+    while (!s.end_of_turn.empty() || !s.turn_tasks.empty()) {
+      while (!s.end_of_turn.empty()) {
+        auto fn = std::move(s.end_of_turn.front());
+        s.end_of_turn.pop_front();
+        fn();
+      }
+      s.running_tasks.swap(s.turn_tasks);
+      for (auto& task : s.running_tasks) task->on_end_of_turn();
+      s.running_tasks.clear();
     }
   }
 }
@@ -326,6 +334,10 @@ void EventLoop::remove_fd(int fd) noexcept {
   // Fails harmlessly with EBADF when the caller already closed the fd, which also removed it
   // from the epoll set unless a duplicate of it is still open.
   ::epoll_ctl(s.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void EventLoop::at_end_of_turn(std::shared_ptr<TurnTask> task) {
+  impl_->turn_tasks.push_back(std::move(task));
 }
 
 void EventLoop::at_end_of_turn(std::function<void()> fn) {
