@@ -61,20 +61,20 @@ struct ClientOptions {
 
 /// Callbacks of a client; all run on the loop thread; each is optional.
 struct ClientHandlers {
-  std::function<void(const ConnectionPtr&)> on_open;
-  std::function<void(const ConnectionPtr&, MessageType type, ByteView payload)> on_message;
+  std::function<void(const ConnectionPtr&)> on_open{};
+  std::function<void(const ConnectionPtr&, MessageType type, ByteView payload)> on_message{};
   /// Once per opened connection.
-  std::function<void(const ConnectionPtr&, std::uint16_t code, std::string_view reason)> on_close;
+  std::function<void(const ConnectionPtr&, std::uint16_t code, std::string_view reason)> on_close{};
   /// Connection failures (refused, DNS, timeout, handshake: `code` is the HTTP status or 0)
   /// and protocol errors (`code` is the close code).
-  std::function<void(int code, std::string_view message)> on_error;
-  std::function<void(const ConnectionPtr&)> on_drain;
-  std::function<void(const ConnectionPtr&, ByteView payload)> on_ping;
-  std::function<void(const ConnectionPtr&, ByteView payload)> on_pong;
+  std::function<void(int code, std::string_view message)> on_error{};
+  std::function<void(const ConnectionPtr&)> on_drain{};
+  std::function<void(const ConnectionPtr&, ByteView payload)> on_ping{};
+  std::function<void(const ConnectionPtr&, ByteView payload)> on_pong{};
   /// A reconnection attempt is scheduled after `delay` (attempt counts from 1).
-  std::function<void(unsigned attempt, Duration delay)> on_reconnect;
+  std::function<void(unsigned attempt, Duration delay)> on_reconnect{};
   /// The client gave up (closed by the application, or reconnection attempts exhausted).
-  std::function<void()> on_finished;
+  std::function<void()> on_finished{};
 };
 
 /// A WebSocket client on one EventLoop. connect() once; the loop does the rest.

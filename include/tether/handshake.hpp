@@ -76,10 +76,10 @@ bool is_valid_websocket_key(std::string_view key);
 struct ClientHandshakeConfig {
   std::string host;                       ///< Host header value, with ":port" when not default
   std::string target = "/";               ///< path and query
-  std::vector<std::string> subprotocols;  ///< offered in order of preference
-  std::vector<HttpHeader> headers;        ///< extra headers (auth, cookies, origin...)
-  std::vector<std::shared_ptr<const Extension>> extensions;  ///< offered in this order
-  std::string key;                        ///< empty: a fresh random key (tests set one)
+  std::vector<std::string> subprotocols{};  ///< offered in order of preference
+  std::vector<HttpHeader> headers{};      ///< extra headers (auth, cookies, origin...)
+  std::vector<std::shared_ptr<const Extension>> extensions{};  ///< offered in this order
+  std::string key{};                      ///< empty: a fresh random key (tests set one)
   std::size_t max_header_bytes = 8192;    ///< limit on the response head
 };
 

@@ -39,18 +39,18 @@ struct ServerOptions {
 struct ServerBehavior {
   /// Sees the upgrade request before it is accepted; set `decision.accept = false` (with a
   /// status and body) to refuse, e.g. for authentication, or choose the subprotocol.
-  std::function<void(const HttpRequestHead& request, HandshakeDecision& decision)> on_upgrade;
-  std::function<void(const ConnectionPtr&)> on_open;
+  std::function<void(const HttpRequestHead& request, HandshakeDecision& decision)> on_upgrade{};
+  std::function<void(const ConnectionPtr&)> on_open{};
   /// A whole message; `payload` is valid during the call only (copy what you keep).
-  std::function<void(const ConnectionPtr&, MessageType type, ByteView payload)> on_message;
+  std::function<void(const ConnectionPtr&, MessageType type, ByteView payload)> on_message{};
   /// Exactly once per opened connection.
-  std::function<void(const ConnectionPtr&, std::uint16_t code, std::string_view reason)> on_close;
+  std::function<void(const ConnectionPtr&, std::uint16_t code, std::string_view reason)> on_close{};
   /// Buffered bytes fell to the low-water mark after being above it (set only if wanted).
-  std::function<void(const ConnectionPtr&)> on_drain;
+  std::function<void(const ConnectionPtr&)> on_drain{};
   /// A protocol error, timeout or refused handshake on this connection.
-  std::function<void(const ConnectionPtr&, int code, std::string_view message)> on_error;
-  std::function<void(const ConnectionPtr&, ByteView payload)> on_ping;
-  std::function<void(const ConnectionPtr&, ByteView payload)> on_pong;
+  std::function<void(const ConnectionPtr&, int code, std::string_view message)> on_error{};
+  std::function<void(const ConnectionPtr&, ByteView payload)> on_ping{};
+  std::function<void(const ConnectionPtr&, ByteView payload)> on_pong{};
 };
 
 /// A WebSocket server on one EventLoop. Create, route, listen(), then run the loop.
