@@ -595,7 +595,7 @@ TEST(FrameDecoderErrors, LimitLoweredMidMessageStillRefuses) {
 // ---------------------------------------------------------------------------------------------
 // Chunking never changes the outcome: random valid streams, sometimes with a broken tail.
 
-TEST(FrameCodecProperty, RandomChunkingMatchesWholeDecode) {
+TEST(property, FrameCodecRandomChunkingMatchesWholeDecode) {
   const std::uint32_t seed = 0x7e7e5eed;
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
@@ -668,11 +668,12 @@ void reference_mask(const std::byte* src, std::byte* dst, std::size_t n,
 TEST(ApplyMask, MatchesReferenceForAllLengthsPhasesAndAlignments) {
   const std::array<std::byte, 4> key{std::byte{0x12}, std::byte{0xA5}, std::byte{0x7F},
                                      std::byte{0xC3}};
-  alignas(16) std::byte buf[128 + 16];
-  alignas(16) std::byte expected[128 + 16];
-  for (std::size_t n = 0; n <= 100; ++n) {
+  // Lengths past 64 + 15 reach the vector loop after every possible alignment head.
+  alignas(16) std::byte buf[200 + 32];
+  alignas(16) std::byte expected[200 + 32];
+  for (std::size_t n = 0; n <= 200; ++n) {
     for (std::size_t phase = 0; phase < 4; ++phase) {
-      for (std::size_t align = 0; align < 8; ++align) {
+      for (std::size_t align = 0; align < 16; ++align) {
         for (std::size_t i = 0; i < sizeof buf; ++i) buf[i] = static_cast<std::byte>(i * 31 + n);
         std::copy(std::begin(buf), std::end(buf), std::begin(expected));
         reference_mask(expected + align, expected + align, n, key, phase);
@@ -689,15 +690,15 @@ TEST(ApplyMask, MatchesReferenceForAllLengthsPhasesAndAlignments) {
 TEST(ApplyMask, SeparateDestinationLeavesSourceUnchanged) {
   const std::array<std::byte, 4> key{std::byte{0xDE}, std::byte{0xAD}, std::byte{0xBE},
                                      std::byte{0xEF}};
-  alignas(16) std::byte src[128];
-  alignas(16) std::byte dst[128 + 16];
-  alignas(16) std::byte expected[128 + 16];
+  alignas(16) std::byte src[200];
+  alignas(16) std::byte dst[200 + 16];
+  alignas(16) std::byte expected[200 + 16];
   for (std::size_t i = 0; i < sizeof src; ++i) src[i] = static_cast<std::byte>(i ^ 0x5A);
   const Bytes original(std::begin(src), std::end(src));
-  for (std::size_t n = 0; n <= 100; ++n) {
+  for (std::size_t n = 0; n <= 180; ++n) {
     for (std::size_t phase = 0; phase < 4; ++phase) {
-      for (std::size_t src_off : {0u, 1u, 3u}) {
-        for (std::size_t dst_off : {0u, 2u, 5u}) {
+      for (std::size_t src_off : {0u, 1u, 3u, 8u}) {
+        for (std::size_t dst_off : {0u, 2u, 5u, 11u}) {
           std::fill(std::begin(dst), std::end(dst), std::byte{0xCC});
           std::fill(std::begin(expected), std::end(expected), std::byte{0xCC});
           reference_mask(src + src_off, expected + dst_off, n, key, phase);

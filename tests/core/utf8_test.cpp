@@ -239,7 +239,7 @@ TEST(Utf8, SplitAtEveryPairOfPointsGivesTheSameAnswer) {
 
 // ---------------------------------------------------------------------------------------------
 
-TEST(Utf8Property, RandomSplitsMatchWhole) {
+TEST(property, Utf8RandomSplitsMatchWhole) {
   const std::uint32_t seed = 20240611;
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
