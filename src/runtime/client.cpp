@@ -73,10 +73,16 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
   void start_attempt() {
     retry_timer = 0;
     if (stopped) return;
-    if (!resolver) resolver = std::make_unique<net::Resolver>(loop);
     attempt_timer = loop.call_after(options.connect_timeout, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->attempt_timed_out();
     });
+    // An IP literal needs no lookup: no resolver thread for the common loopback/IP case.
+    if (auto numeric = net::resolve_numeric(url.host, url.port); !numeric.empty()) {
+      addresses = std::move(numeric);
+      address_index = 0;
+      return try_next_address();
+    }
+    if (!resolver) resolver = std::make_unique<net::Resolver>(loop);
     resolver->resolve(url.host, url.port, [weak = weak_from_this()](auto addrs, std::string err) {
       auto self = weak.lock();
       if (!self || self->stopped || !self->attempt_timer) return;
@@ -165,7 +171,7 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
     cap = std::min(cap, static_cast<double>(options.reconnect.max_delay.count()));
     Duration delay(static_cast<Duration::rep>(
         std::uniform_real_distribution<double>(0, std::max(cap, 1.0))(rng)));
-    if (handlers.on_reconnect) handlers.on_reconnect(failures + 1, delay);
+    if (handlers.on_reconnect) handlers.on_reconnect(failures, delay);  // failures >= 1 here
     say(LogLevel::info, "reconnecting in " + std::to_string(delay.count()) + " ms");
     retry_timer = loop.call_after(delay, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->start_attempt();

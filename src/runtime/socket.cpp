@@ -225,6 +225,25 @@ std::vector<ResolvedAddress> resolve(const std::string& host_in, std::uint16_t p
   return out;
 }
 
+std::vector<ResolvedAddress> resolve_numeric(const std::string& host_in, std::uint16_t port) {
+  std::string host = strip_brackets(host_in);
+  ResolvedAddress r{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&r.addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&r.addr);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    r.len = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    r.len = sizeof(sockaddr_in6);
+  } else {
+    return {};
+  }
+  return {r};
+}
+
 struct Resolver::Pending {
   std::unordered_map<RequestId, Callback> callbacks;  // loop thread only
 };

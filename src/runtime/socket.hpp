@@ -92,6 +92,10 @@ struct ResolvedAddress {
 std::vector<ResolvedAddress> resolve(const std::string& host, std::uint16_t port,
                                      std::string& error);
 
+/// `host` as an address when it is an IPv4 or IPv6 literal (brackets allowed), without any
+/// lookup; empty otherwise.
+std::vector<ResolvedAddress> resolve_numeric(const std::string& host, std::uint16_t port);
+
 /// Runs resolve() on one worker thread owned by this object and delivers each answer on the
 /// loop thread through loop.post(), in request order.
 ///

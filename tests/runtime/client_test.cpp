@@ -262,5 +262,28 @@ TEST(Client, BackpressureLimitRefusesAndDrainFires) {
   EXPECT_TRUE(drained);
 }
 
+
+TEST(Client, ConnectsByHostNameThroughTheResolver) {
+  EventLoop loop;
+  Server server(loop, local_server_options());
+  server.route("*", echo_behavior());
+  ASSERT_TRUE(server.listen());
+  std::string got;
+  ClientHandlers h;
+  h.on_open = [](const ConnectionPtr& c) { c->send_text("by name"); };
+  h.on_message = [&](const ConnectionPtr& c, MessageType, ByteView p) {
+    got = std::string(as_text(p));
+    c->close();
+  };
+  h.on_finished = [&] { loop.stop(); };
+  ClientOptions o;
+  // "localhost" may resolve to ::1 first; the client tries each address in turn.
+  o.url = "ws://localhost:" + std::to_string(server.port()) + "/";
+  Client client(loop, o, h);
+  ASSERT_TRUE(client.connect());
+  run_bounded(loop);
+  EXPECT_EQ(got, "by name");
+}
+
 }  // namespace
 }  // namespace tether

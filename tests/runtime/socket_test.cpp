@@ -531,3 +531,22 @@ TEST(FaultInjector, DisabledPassesThroughAndOnlyOneMayBeActive) {
 
 }  // namespace
 }  // namespace tether::net
+
+namespace tether::net {
+namespace {
+
+TEST(ResolveNumeric, LiteralsNeedNoLookupAndNamesAreLeftToTheResolver) {
+  auto v4 = resolve_numeric("127.0.0.1", 80);
+  ASSERT_EQ(v4.size(), 1u);
+  EXPECT_EQ(format_address(reinterpret_cast<const sockaddr*>(&v4[0].addr), v4[0].len),
+            "127.0.0.1:80");
+  auto v6 = resolve_numeric("[::1]", 443);
+  ASSERT_EQ(v6.size(), 1u);
+  EXPECT_EQ(format_address(reinterpret_cast<const sockaddr*>(&v6[0].addr), v6[0].len),
+            "[::1]:443");
+  EXPECT_TRUE(resolve_numeric("localhost", 80).empty());
+  EXPECT_TRUE(resolve_numeric("256.1.1.1", 80).empty());
+}
+
+}  // namespace
+}  // namespace tether::net
