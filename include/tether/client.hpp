@@ -14,6 +14,7 @@
 #include "tether/handshake.hpp"
 #include "tether/observe.hpp"
 #include "tether/session.hpp"
+#include "tether/tls.hpp"
 
 namespace tether {
 
@@ -55,6 +56,8 @@ struct ClientOptions {
   std::size_t offline_queue_limit = 0;
   BackpressureOptions backpressure{};
   std::vector<std::shared_ptr<const Extension>> extensions;
+  /// TLS for wss:// URLs: verification is on by default, against the system trust store.
+  TlsClientOptions tls{};
   int socket_send_buffer = 0;     ///< SO_SNDBUF; 0 keeps the OS default
   int socket_receive_buffer = 0;  ///< SO_RCVBUF; 0 keeps the OS default
 };

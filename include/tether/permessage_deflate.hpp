@@ -14,9 +14,9 @@
 // always within one; the result is correct either way.
 //
 // Close codes chosen by the transform: 1007 for compressed data that is not valid DEFLATE
-// (RFC 7692 §8 only says "fail the connection"; 1007 is "data inconsistent with the type of
-// the message", the code Autobahn expects), 1009 for a message inflating past the limit,
-// 1011 when zlib runs out of memory.
+// (RFC 7692 leaves the code open; 1007, "data inconsistent with the type of the message", is
+// what Autobahn expects, where 1002 would blame the framing, which was fine), 1009 for a
+// message inflating past the limit, 1011 when zlib runs out of memory.
 #pragma once
 
 #include <cstddef>

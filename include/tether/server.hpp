@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "tether/handshake.hpp"
 #include "tether/observe.hpp"
 #include "tether/session.hpp"
+#include "tether/tls.hpp"
 
 namespace tether {
 
@@ -31,6 +33,8 @@ struct ServerOptions {
   std::vector<std::string> subprotocols;
   std::vector<std::shared_ptr<const Extension>> extensions;  ///< e.g. permessage-deflate
   Duration shutdown_timeout = std::chrono::seconds(2);       ///< bound on shutdown()
+  /// Serve wss:// (TLS 1.2+) with these certificates; nullopt serves plain ws://.
+  std::optional<TlsServerOptions> tls{};
   int socket_send_buffer = 0;     ///< SO_SNDBUF of accepted sockets; 0 keeps the OS default
   int socket_receive_buffer = 0;  ///< SO_RCVBUF of accepted sockets; 0 keeps the OS default
 };

@@ -218,6 +218,7 @@ class Session {
   std::vector<QueuedMessage> queue_;  // messages waiting to be encoded, fragment by fragment
   std::size_t queue_head_ = 0;
   std::size_t queued_bytes_ = 0;
+  std::uint64_t streamed_ = 0;  // bytes of the current message already given to on_fragment
   std::unique_ptr<MessageTransform> transform_;
   std::unique_ptr<ClientHandshake> client_hs_;
   std::unique_ptr<ServerHandshake> server_hs_;

@@ -22,28 +22,28 @@ struct TlsClientOptions {
   bool verify = true;
   /// PEM file of the CAs to trust. Empty: the system trust store
   /// (SSL_CTX_set_default_verify_paths; /etc/ssl/certs on Debian).
-  std::string ca_file;
+  std::string ca_file{};
   /// Client certificate (PEM, may include the chain) for mutual TLS; optional.
-  std::string cert_file;
+  std::string cert_file{};
   /// Private key of `cert_file` (PEM). Empty while `cert_file` is set: the key is read from
   /// `cert_file`.
-  std::string key_file;
+  std::string key_file{};
   /// Name sent as SNI and verified in the certificate. Empty: the URL's host. SNI is sent
   /// only for DNS names, never for IP literals (RFC 6066 §3).
-  std::string server_name;
+  std::string server_name{};
 };
 
 /// TLS settings of a server. Read once by listen(); a missing file, an unreadable key or a key
 /// that does not match the certificate makes listen() fail with one line naming the file.
 struct TlsServerOptions {
   /// Server certificate (PEM), followed by the intermediate CAs the clients need.
-  std::string cert_file;
+  std::string cert_file{};
   /// Private key of `cert_file` (PEM). Empty: the key is read from `cert_file`.
-  std::string key_file;
+  std::string key_file{};
   /// PEM file of the CAs that issue client certificates. When set, every client must present a
   /// certificate verified against it (mutual TLS); handshakes without one fail. Empty: client
   /// certificates are neither requested nor checked.
-  std::string client_ca_file;
+  std::string client_ca_file{};
 };
 
 }  // namespace tether

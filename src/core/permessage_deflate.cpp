@@ -92,7 +92,7 @@ std::string parse_params(const std::vector<ExtensionParam>& params, bool is_offe
   const std::string who = is_offer ? "client sent " : "server sent ";
   std::vector<std::string_view> seen;
   for (const ExtensionParam& p : params) {
-    // §7.1: "MUST NOT have multiple extension parameters with the same name".
+    // §7.1: an offer with the same parameter twice is declined, a response fails.
     if (std::find(seen.begin(), seen.end(), p.name) != seen.end())
       return who + "parameter " + p.name + " twice";
     seen.push_back(p.name);

@@ -171,6 +171,7 @@ void Session::receive_frames(MutableByteView data) {
           message_type_ = static_cast<MessageType>(h.opcode);
           message_transformed_ = h.rsv1;
           message_first_piece_ = true;
+          streamed_ = 0;
           message_.clear();
           utf8_.reset();
         }
@@ -204,7 +205,8 @@ void Session::on_frame_payload(MutableByteView piece) {
   if (close_sent_) return;  // RFC 6455 §7.1.3: data after our CLOSE is discarded
   if (message_transformed_) {
     std::size_t before = message_.size();
-    auto st = transform_->decode(piece, false, message_, options_.max_message_size);
+    // Streamed pieces leave message_, so the limit counts what was already delivered.
+    auto st = transform_->decode(piece, false, message_, options_.max_message_size - streamed_);
     if (st.close_code) return fail(st.close_code, st.message);
     ByteView produced = ByteView(message_).subspan(before);
     if (message_type_ == MessageType::text && !utf8_.feed(produced))
@@ -212,6 +214,7 @@ void Session::on_frame_payload(MutableByteView piece) {
     if (options_.stream_fragments && !produced.empty()) {
       handler_.on_fragment(message_type_, produced, message_first_piece_, false);
       message_first_piece_ = false;
+      streamed_ += produced.size();
       message_.clear();
     }
     return;
@@ -234,7 +237,7 @@ void Session::on_frame_complete() {
   if (close_sent_ || !h.fin) return;
   if (message_transformed_) {
     std::size_t before = message_.size();
-    auto st = transform_->decode({}, true, message_, options_.max_message_size);
+    auto st = transform_->decode({}, true, message_, options_.max_message_size - streamed_);
     if (st.close_code) return fail(st.close_code, st.message);
     if (message_type_ == MessageType::text && !utf8_.feed(ByteView(message_).subspan(before)))
       return fail(close_code::invalid_payload, "invalid UTF-8 in text message");
@@ -437,7 +440,7 @@ void Session::write_close(std::uint16_t code, std::string_view reason) {
     buf[0] = static_cast<std::byte>(code >> 8);
     buf[1] = static_cast<std::byte>(code & 0xFF);
     reason = reason.substr(0, max_control_payload - 2);
-    std::memcpy(buf.data() + 2, reason.data(), reason.size());
+    if (!reason.empty()) std::memcpy(buf.data() + 2, reason.data(), reason.size());
     n = 2 + reason.size();
   }
   write_control(Opcode::close, ByteView(buf.data(), n));

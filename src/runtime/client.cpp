@@ -25,6 +25,7 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
   LogCallback log_cb;
   TraceCallback trace_cb;
   std::unique_ptr<net::Resolver> resolver;
+  std::shared_ptr<tls::TlsContext> tls_context;  // wss://; kept across reconnects (resumption)
   std::vector<net::ResolvedAddress> addresses;
   std::size_t address_index = 0;
   std::string last_error;
@@ -133,6 +134,12 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
     detail::ConnectionImpl::Setup setup{&loop, this, std::move(connecting), where, options.session,
                                         options.backpressure, &callbacks};
     setup.session.trace = static_cast<bool>(trace_cb);
+    if (tls_context) {
+      if (!options.tls.verify)
+        say(LogLevel::warn, "TLS certificate verification is OFF for " + url.host_header() +
+                                ": anyone on the path can read and alter this connection");
+      setup.tls = std::make_unique<tls::TlsChannel>(tls_context, Role::client, url.host, url.port);
+    }
     active = std::make_shared<detail::ConnectionImpl>(std::move(setup), std::move(hs));
     active->start();
   }
@@ -255,9 +262,13 @@ Client& Client::on_trace(TraceCallback trace) {
 bool Client::connect(std::string* error) {
   auto url = parse_websocket_url(impl_->options.url, error);
   if (!url) return false;
-  if (url->secure) {
-    if (error) *error = "wss:// is not supported by this build yet (TLS comes with the next release)";
-    return false;
+  if (url->secure && !impl_->tls_context) {
+    std::string err;
+    impl_->tls_context = tls::TlsContext::client(impl_->options.tls, err);
+    if (!impl_->tls_context) {
+      if (error) *error = err;
+      return false;
+    }
   }
   impl_->url = *url;
   auto impl = impl_;

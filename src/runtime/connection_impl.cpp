@@ -33,6 +33,7 @@ ConnectionImpl::ConnectionImpl(Setup setup, ServerHandshakeConfig handshake)
       session_(setup.session, std::move(handshake), *this),
       backpressure_(setup.backpressure),
       callbacks_(setup.callbacks),
+      tls_(std::move(setup.tls)),
       id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 ConnectionImpl::ConnectionImpl(Setup setup, ClientHandshakeConfig handshake)
@@ -44,6 +45,7 @@ ConnectionImpl::ConnectionImpl(Setup setup, ClientHandshakeConfig handshake)
       session_(setup.session, std::move(handshake), *this),
       backpressure_(setup.backpressure),
       callbacks_(setup.callbacks),
+      tls_(std::move(setup.tls)),
       id_(next_connection_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 ConnectionImpl::~ConnectionImpl() = default;
@@ -215,7 +217,11 @@ void ConnectionImpl::read_ready() {
     ssize_t n = net::io_ops().read(fd_.get(), buf.data(), buf.size());
     if (n > 0) {
       if (awaiting_eof_) continue;  // closed already: drain until the server's FIN
-      session_.receive(buf.first(static_cast<std::size_t>(n)));
+      if (tls_) {
+        if (!feed_tls(buf.first(static_cast<std::size_t>(n)))) return;
+      } else {
+        session_.receive(buf.first(static_cast<std::size_t>(n)));
+      }
       if (static_cast<std::size_t>(n) < buf.size()) break;
       continue;
     }
@@ -232,42 +238,106 @@ void ConnectionImpl::read_ready() {
   after_activity();
 }
 
-void ConnectionImpl::flush() {
-  flush_scheduled_ = false;
-  while (fd_) {
-    ByteView out = session_.pending_output();
-    if (out.empty()) break;
-    iovec iov{const_cast<std::byte*>(out.data()), out.size()};
+// Writes what it can of `bytes`. False when the socket failed (the connection is then gone);
+// `written` short of the size means the socket buffer is full and EPOLLOUT is awaited.
+bool ConnectionImpl::write_some(ByteView bytes, std::size_t& written) {
+  written = 0;
+  for (;;) {
+    iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
     ssize_t n = net::io_ops().writev(fd_.get(), &iov, 1);
-    if (n > 0) {
-      session_.consume_output(static_cast<std::size_t>(n));
+    if (n >= 0) {
+      written = static_cast<std::size_t>(n);
       // A short write means the socket buffer is full: wait for EPOLLOUT instead of spinning.
-      if (static_cast<std::size_t>(n) < out.size()) {
-        set_writable_interest(true);
-        break;
-      }
-      continue;
+      if (written < bytes.size()) set_writable_interest(true);
+      return true;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
       set_writable_interest(true);
-      break;
+      return true;
     }
     if (owner_)
       owner_->log(LogLevel::info, "connection " + std::to_string(id_) + " write error: " +
                                       std::strerror(errno));
     session_.receive_eof();
     close_socket();
-    return;
+    return false;
+  }
+}
+
+// TLS: plaintext goes into the channel (bounded by its backlog), ciphertext out to the socket,
+// until either side stops. False when the connection is gone.
+bool ConnectionImpl::flush_tls() {
+  for (;;) {
+    ByteView out = session_.pending_output();
+    while (!out.empty()) {
+      std::size_t k = tls_->write_plaintext(out);
+      if (k == 0) break;
+      session_.consume_output(k);
+      out = session_.pending_output();
+    }
+    if (session_.finished() && out.empty() && !tls_->close_sent() && tls_->handshake_done())
+      tls_->close();  // close_notify after the WebSocket CLOSE (RFC 8446 §6.1)
+    ByteView cipher = tls_->pending_ciphertext();
+    if (cipher.empty()) return true;
+    std::size_t written = 0;
+    if (!write_some(cipher, written)) return false;
+    tls_->consume_ciphertext(written);
+    if (written < cipher.size()) return true;
+  }
+}
+
+bool ConnectionImpl::feed_tls(ByteView ciphertext) {
+  tls_->feed_ciphertext(ciphertext);
+  // The receive buffer held the ciphertext, now copied into the channel: reuse it for plaintext.
+  MutableByteView plain = read_buffer();
+  for (;;) {
+    std::size_t m = tls_->read_plaintext(plain);
+    if (m == 0) break;
+    session_.receive(plain.first(m));
+    if (!fd_) return false;
+  }
+  if (tls_->failed()) {
+    std::string why = tls_->error();
+    on_error(session_.state() == SessionState::connecting ? 0 : close_code::tls_handshake, why);
+    flush_tls();  // the alert, if any
+    if (session_.state() != SessionState::closed) {
+      session_.receive_eof();
+    }
+    close_socket();
+    return false;
+  }
+  if (tls_->peer_closed() && session_.state() != SessionState::closed) session_.receive_eof();
+  return true;
+}
+
+bool ConnectionImpl::output_pending() noexcept {
+  return !session_.pending_output().empty() || (tls_ && !tls_->pending_ciphertext().empty());
+}
+
+void ConnectionImpl::flush() {
+  flush_scheduled_ = false;
+  if (!fd_) return;
+  if (tls_) {
+    if (!flush_tls()) return;
+  } else {
+    while (fd_) {
+      ByteView out = session_.pending_output();
+      if (out.empty()) break;
+      std::size_t written = 0;
+      if (!write_some(out, written)) return;
+      session_.consume_output(written);
+      if (written < out.size()) break;
+    }
   }
   if (!fd_) return;
-  if (session_.pending_output().empty()) set_writable_interest(false);
+  if (!output_pending()) set_writable_interest(false);
   publish_buffered();
   if (above_low_water_ && session_.buffered_amount() <= backpressure_.low_water) {
     above_low_water_ = false;
     if (callbacks_ && callbacks_->on_drain) callbacks_->on_drain(shared_from_this());
   }
-  if (session_.finished()) {
+  if (session_.finished() && !output_pending()) {
     if (session_.role() == Role::server || session_.close_code() == close_code::abnormal) {
       close_socket();  // RFC 6455 §7.1.1: the server closes TCP first
     } else if (!awaiting_eof_) {
@@ -293,7 +363,7 @@ void ConnectionImpl::set_writable_interest(bool on) {
 
 void ConnectionImpl::after_activity() {
   if (!fd_) return;
-  if (!session_.pending_output().empty() && !flush_scheduled_ && !want_write_) {
+  if (output_pending() && !flush_scheduled_ && !want_write_) {
     flush_scheduled_ = true;
     // Corking: everything queued during this loop turn leaves in one write at its end.
     loop_.at_end_of_turn(std::static_pointer_cast<TurnTask>(shared_from_this()));

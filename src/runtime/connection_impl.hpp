@@ -9,6 +9,7 @@
 #include <string>
 
 #include "runtime/socket.hpp"
+#include "runtime/tls_channel.hpp"
 #include "tether/connection.hpp"
 #include "tether/event_loop.hpp"
 #include "tether/observe.hpp"
@@ -59,6 +60,7 @@ class ConnectionImpl final : public Connection,
     SessionOptions session;
     BackpressureOptions backpressure;
     const ConnectionCallbacks* callbacks = nullptr;  // client: known up front
+    std::unique_ptr<tls::TlsChannel> tls = nullptr;  // wss: bytes pass through it
   };
   ConnectionImpl(Setup setup, ServerHandshakeConfig handshake);
   ConnectionImpl(Setup setup, ClientHandshakeConfig handshake);
@@ -121,6 +123,10 @@ class ConnectionImpl final : public Connection,
   void drain_inbox();
   void read_ready();
   void flush();
+  bool flush_tls();
+  bool feed_tls(ByteView ciphertext);
+  bool output_pending() noexcept;
+  bool write_some(ByteView bytes, std::size_t& written);
   void after_activity();
   void rearm_timer();
   void on_timer();
@@ -136,6 +142,7 @@ class ConnectionImpl final : public Connection,
   Session session_;
   BackpressureOptions backpressure_;
   const ConnectionCallbacks* callbacks_;
+  std::unique_ptr<tls::TlsChannel> tls_;
   const std::uint64_t id_;
   TimePoint opened_at_{};
   EventLoop::TimerId timer_ = 0;

@@ -24,6 +24,7 @@ struct Server::Impl final : detail::ConnectionOwner, IoHandler, std::enable_shar
   bool accept_paused = false;
   EventLoop::TimerId shutdown_timer = 0;
   std::function<void()> shutdown_done;
+  std::shared_ptr<tls::TlsContext> tls_context;  // set when serving wss://
 
   Impl(EventLoop& l, ServerOptions o) : loop(l), options(std::move(o)) {}
 
@@ -65,6 +66,7 @@ struct Server::Impl final : detail::ConnectionOwner, IoHandler, std::enable_shar
       ServerHandshakeConfig hs;
       hs.max_header_bytes = options.max_header_bytes;
       hs.extensions = options.extensions;
+      if (tls_context) setup.tls = std::make_unique<tls::TlsChannel>(tls_context, Role::server);
       auto c = std::make_shared<detail::ConnectionImpl>(std::move(setup), std::move(hs));
       connections.emplace(c->id(), c);
       c->start();
@@ -205,6 +207,14 @@ Server& Server::on_trace(TraceCallback trace) {
 
 bool Server::listen(std::string* error) {
   std::string err;
+  if (impl_->options.tls && !impl_->tls_context) {
+    impl_->tls_context = tls::TlsContext::server(*impl_->options.tls, err);
+    if (!impl_->tls_context) {
+      if (error) *error = err;
+      impl_->say(LogLevel::error, err);
+      return false;
+    }
+  }
   impl_->listener = net::listen_tcp(impl_->options.host, impl_->options.port, 1024, err);
   if (!impl_->listener) {
     if (error) *error = err;

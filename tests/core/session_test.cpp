@@ -506,5 +506,34 @@ TEST(Session, ApplicationHeaderWithNewlineGets500NotACrash) {
   EXPECT_FALSE(ce.opened);
 }
 
+
+// Expands every byte to two: a stand-in for decompression that grows the message.
+class DoublingTransform : public MessageTransform {
+ public:
+  bool encode(MessageType, ByteView, std::vector<std::byte>&) override { return false; }
+  TransformStatus decode(ByteView in, bool, std::vector<std::byte>& out,
+                         std::uint64_t max) override {
+    for (auto b : in) {
+      if (out.size() + 2 > max) return {close_code::message_too_big, "too big after transform"};
+      out.push_back(b);
+      out.push_back(b);
+    }
+    return {};
+  }
+};
+
+TEST(Session, StreamedTransformedMessageStillCountsAgainstTheLimit) {
+  SessionOptions o = quiet();
+  o.stream_fragments = true;
+  o.max_message_size = 10;
+  Recorder se;
+  Session server(Role::server, o, se, std::make_unique<DoublingTransform>());
+  // 4 + 4 wire bytes (under the limit) expand to 16 bytes (over it).
+  auto in = test::concat({make_frame(0x2, "abcd", false, true, true), make_frame(0x0, "efgh", true)});
+  server.receive(in);
+  ASSERT_TRUE(se.error);
+  EXPECT_EQ(se.error->first, 1009);
+}
+
 }  // namespace
 }  // namespace tether
