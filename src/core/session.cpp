@@ -320,6 +320,7 @@ void Session::finish(std::uint16_t code, std::string_view reason, bool abort) {
   close_code_ = code;
   close_reason_.assign(reason);
   if (abort) out_.clear();
+  close_deferred_ = false;  // a CLOSE already went out (or never will): refill() must not add one
   queue_.clear();
   queue_head_ = 0;
   queued_bytes_ = 0;
