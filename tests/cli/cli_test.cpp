@@ -1,127 +1,16 @@
 // End-to-end tests of the `tether` command, run as a user runs it: subprocesses on loopback
 // with ephemeral ports, synchronised on their output and exit, never on sleeps.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <regex>
 #include <thread>
 
-#include "cli/subprocess.hpp"
-#include "tether/server.hpp"
-
-#ifndef TETHER_BIN
-#error "TETHER_BIN must name the tether binary under test"
-#endif
+#include "cli/cli_support.hpp"
+#include "runtime/tls_test_certs.hpp"
 
 namespace tether::cli_test {
 namespace {
-
-std::vector<std::string> tether_args(std::initializer_list<std::string> args) {
-  std::vector<std::string> argv{TETHER_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
-std::unique_ptr<Child> run_tether(std::initializer_list<std::string> args, bool pipe_stdin = true) {
-  return std::make_unique<Child>(tether_args(args), pipe_stdin);
-}
-
-/// `tether serve --port 0 ...`, started and listening.
-struct Served {
-  std::unique_ptr<Child> child;
-  std::uint16_t port = 0;
-  std::string url(std::string_view path = "/") const {
-    return "ws://127.0.0.1:" + std::to_string(port) + std::string(path);
-  }
-};
-
-Served serve(std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = tether_args({"serve", "--port", "0"});
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  Served s;
-  s.child = std::make_unique<Child>(argv);
-  static const std::regex listening(R"(^listening on ws://127\.0\.0\.1:(\d+)$)");
-  auto line = s.child->wait_line(Stream::err, [](std::string_view l) {
-    return std::regex_match(l.begin(), l.end(), listening);
-  });
-  if (!line) {
-    ADD_FAILURE() << "no listening line; stderr:\n" << s.child->err();
-    return s;
-  }
-  std::smatch m;
-  std::regex_match(*line, m, listening);
-  s.port = static_cast<std::uint16_t>(std::stoi(m[1]));
-  return s;
-}
-
-/// A loopback TCP socket on an ephemeral port: listening, or only bound (so that connecting
-/// to it is refused while no one else can take the port).
-struct RawSocket {
-  int fd = -1;
-  std::uint16_t port = 0;
-  explicit RawSocket(bool listening) {
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    if (listening) {
-      EXPECT_EQ(::listen(fd, 8), 0);
-    }
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~RawSocket() { ::close(fd); }
-  RawSocket(const RawSocket&) = delete;
-  RawSocket& operator=(const RawSocket&) = delete;
-};
-
-bool wait_readable(int fd, Clock::time_point deadline) {
-  for (;;) {
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(left));
-    if (r > 0) return true;
-    if (r < 0 && errno != EINTR) return false;
-  }
-}
-
-/// An in-process tether server on its own loop thread, for what `tether serve` cannot do:
-/// send binary messages, close with other codes, show the request headers.
-class InProcessServer {
- public:
-  explicit InProcessServer(ServerBehavior behavior) {
-    ServerOptions o;
-    o.host = "127.0.0.1";
-    o.port = 0;
-    o.session.ping_interval = Duration(0);
-    server_ = std::make_unique<Server>(loop_, o);
-    server_->route("*", std::move(behavior));
-    std::string error;
-    EXPECT_TRUE(server_->listen(&error)) << error;
-    thread_ = std::thread([this] { loop_.run(); });
-  }
-  ~InProcessServer() {
-    loop_.stop();
-    thread_.join();
-    server_.reset();
-  }
-  std::string url() const { return "ws://127.0.0.1:" + std::to_string(server_->port()) + "/"; }
-
- private:
-  EventLoop loop_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-};
-
-std::size_t count_lines(const std::string& text) {
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
-}
 
 // ---- serve ----------------------------------------------------------------------------
 
@@ -293,6 +182,27 @@ TEST(CliConnect, HttpRefusalExitsTwoAndShowsTheStatus) {
   EXPECT_NE(client->err().find("403"), std::string::npos) << client->err();
 }
 
+// The kernel completes the TCP handshake for a listening socket nobody accepts from, so the
+// WebSocket handshake is what times out.
+TEST(CliConnect, HandshakeTimeoutExitsTwoWithOneLine) {
+  RawSocket listener(/*listening=*/true);
+  auto client = run_tether({"connect", "ws://127.0.0.1:" + std::to_string(listener.port) + "/",
+                            "--connect-timeout", "200ms"});
+  EXPECT_EQ(client->wait_exit(), 2);
+  EXPECT_EQ(count_lines(client->err()), 1u) << client->err();
+  EXPECT_NE(client->err().find("timed out"), std::string::npos) << client->err();
+}
+
+// Where there is no resolver at all the lookup may time out instead: exit 2 and one line either
+// way.
+TEST(CliConnect, UnknownHostExitsTwoWithOneLine) {
+  auto client = run_tether({"connect", "ws://no-such-host.invalid/", "--connect-timeout", "3s"});
+  EXPECT_EQ(client->wait_exit(), 2);
+  EXPECT_EQ(count_lines(client->err()), 1u) << client->err();
+  EXPECT_EQ(client->err().rfind("error: ", 0), 0u) << client->err();
+  EXPECT_NE(client->err().find("no-such-host.invalid"), std::string::npos) << client->err();
+}
+
 TEST(CliConnect, SubprotocolTheServerLacksExitsTwo) {
   Served s = serve();
   auto client = run_tether({"connect", s.url(), "--subprotocol", "x"});
@@ -351,6 +261,196 @@ TEST(CliTrace, DataFramesShowLengthAndEscapedPayloadOnBothSides) {
       << s.child->err();
 }
 
+// ---- trace to a file -------------------------------------------------------------------
+
+TEST(CliTrace, TraceFileGetsTheLinesAndStderrStaysQuiet) {
+  TempDir dir;
+  Served s = serve({"--trace-file", dir.file("server.trace")});
+  auto client = run_tether({"connect", s.url(), "--trace-file", dir.file("client.trace")});
+  client->write_stdin("to the file\n");
+  client->close_stdin();
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_EQ(client->err(), "");
+  EXPECT_EQ(client->out(), "to the file\n");
+  static const std::regex out_text(
+      R"(^\d+\.\d{3} \d+ -> TEXT fin=1 rsv1=0 masked=1 len=11 to the file$)");
+  static const std::regex in_text(
+      R"(^\d+\.\d{3} \d+ <- TEXT fin=1 rsv1=0 masked=0 len=11 to the file$)");
+  const std::string client_trace = read_file(dir.file("client.trace"));
+  EXPECT_EQ(matching_lines(client_trace, out_text).size(), 1u) << client_trace;
+  EXPECT_EQ(matching_lines(client_trace, in_text).size(), 1u) << client_trace;
+  // The server's file is written as frames pass, line by line, while it still runs.
+  s.child->signal(SIGTERM);
+  EXPECT_EQ(s.child->wait_exit(), 0) << s.child->err();
+  const std::string server_trace = read_file(dir.file("server.trace"));
+  EXPECT_NE(server_trace.find("<- TEXT fin=1 rsv1=0 masked=1 len=11 to the file"),
+            std::string::npos)
+      << server_trace;
+  EXPECT_EQ(s.child->lines(Stream::err).size(), 1u) << s.child->err();  // only "listening"
+}
+
+TEST(CliTrace, UnwritableTraceFileIsOneErrorLineAndExitOne) {
+  auto child = run_tether({"serve", "--port", "0", "--trace-file", "/nonexistent/dir/t.log"});
+  EXPECT_EQ(child->wait_exit(), 1);
+  EXPECT_EQ(count_lines(child->err()), 1u) << child->err();
+  EXPECT_NE(child->err().find("/nonexistent/dir/t.log"), std::string::npos) << child->err();
+}
+
+// ---- wss:// ---------------------------------------------------------------------------
+
+Served serve_tls(std::vector<std::string> extra = {}) {
+  const auto& certs = tls::testing::test_certs();
+  std::vector<std::string> args{"--tls-cert", certs.server, "--tls-key", certs.server_key};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return serve(args);
+}
+
+TEST(CliTls, ServeWithACertificateListensOnWssAndConnectWithTheCaEchoes) {
+  Served s = serve_tls();
+  ASSERT_TRUE(s.secure) << s.child->err();
+  auto client = run_tether({"connect", s.url(), "--ca", tls::testing::test_certs().ca});
+  client->write_stdin("over tls\n");
+  client->close_stdin();
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_EQ(client->out(), "over tls\n");
+  EXPECT_EQ(client->err(), "");
+}
+
+TEST(CliTls, UnknownCaExitsTwoWithOneVerifyFailedLine) {
+  Served s = serve_tls();
+  auto client = run_tether({"connect", s.url()});
+  EXPECT_EQ(client->wait_exit(), 2);
+  EXPECT_EQ(count_lines(client->err()), 1u) << client->err();
+  EXPECT_EQ(client->err().rfind("error: ", 0), 0u) << client->err();
+  EXPECT_NE(client->err().find("certificate verify failed"), std::string::npos) << client->err();
+  EXPECT_EQ(client->out(), "");
+}
+
+// A certificate that fails verification fails again on every attempt: no retrying for ever.
+TEST(CliTls, UnknownCaIsNotRetriedWithReconnect) {
+  Served s = serve_tls();
+  auto client = run_tether({"connect", s.url(), "--reconnect"});
+  EXPECT_EQ(client->wait_exit(), 2);
+  EXPECT_EQ(count_lines(client->err()), 1u) << client->err();
+  EXPECT_NE(client->err().find("certificate verify failed"), std::string::npos) << client->err();
+}
+
+TEST(CliTls, InsecureConnectsWithoutVerifyingAndWarnsEveryTime) {
+  Served s = serve_tls();
+  for (int run = 0; run < 2; ++run) {
+    auto client = run_tether({"connect", s.url(), "--insecure"});
+    client->write_stdin("unverified\n");
+    client->close_stdin();
+    EXPECT_EQ(client->wait_exit(), 0) << client->err();
+    EXPECT_EQ(client->out(), "unverified\n");
+    EXPECT_EQ(client->err(),
+              "warning: --insecure: TLS certificate verification is OFF; anyone on the path can "
+              "read and alter this connection\n");
+  }
+}
+
+TEST(CliTls, MutualTlsServerTakesTheClientCertificate) {
+  const auto& certs = tls::testing::test_certs();
+  Served s = serve_tls({"--tls-client-ca", certs.ca});
+  auto client = run_tether(
+      {"connect", s.url(), "--ca", certs.ca, "--cert", certs.client, "--key", certs.client_key});
+  client->write_stdin("mutual\n");
+  client->close_stdin();
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_EQ(client->out(), "mutual\n");
+}
+
+// ---- permessage-deflate ---------------------------------------------------------------
+
+// Compressed frames carry RSV1 (RFC 7692 §6); the library compresses from 64 bytes up.
+void expect_rsv1_on_both_sides(std::vector<std::string> serve_flags, int rsv1) {
+  Served s = serve(std::move(serve_flags));
+  auto client = run_tether({"connect", s.url(), "--compress", "--trace"});
+  const std::string line(200, 'c');
+  client->write_stdin(line + "\n");
+  client->close_stdin();
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_EQ(client->out(), line + "\n");
+  const std::string bit = "rsv1=" + std::to_string(rsv1);
+  EXPECT_NE(client->err().find("-> TEXT fin=1 " + bit + " masked=1"), std::string::npos)
+      << client->err();
+  EXPECT_NE(client->err().find("<- TEXT fin=1 " + bit + " masked=0"), std::string::npos)
+      << client->err();
+}
+
+TEST(CliCompress, CompressAgainstServeNegotiatesDeflate) {
+  expect_rsv1_on_both_sides({}, 1);
+}
+
+TEST(CliCompress, ServeWithNoCompressDeclinesIt) {
+  expect_rsv1_on_both_sides({"--no-compress"}, 0);
+}
+
+TEST(CliCompress, WithoutCompressNothingIsOffered) {
+  Served s = serve();
+  auto client = run_tether({"connect", s.url(), "--trace"});
+  client->write_stdin(std::string(200, 'u') + "\n");
+  client->close_stdin();
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_NE(client->err().find("<- TEXT fin=1 rsv1=0 masked=0 len=200"), std::string::npos)
+      << client->err();
+}
+
+// ---- connect --every, --reconnect, --json ----------------------------------------------
+
+TEST(CliConnect, EverySendsTheTemplateWithSeqAndTimeThenClosesAfterCount) {
+  Served s = serve();
+  auto client =
+      run_tether({"connect", s.url(), "--every", "20ms", "--message",
+                  "{\"n\":{seq},\"at\":\"{time}\",\"ms\":{unix_ms}} {other}", "--count", "3"});
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_EQ(client->err(), "");
+  const auto lines = client->lines(Stream::out);
+  ASSERT_EQ(lines.size(), 3u) << client->out();
+  static const std::regex shape(
+      R"(^\{"n":(\d),"at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","ms":\d{13}\} \{other\}$)");
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(lines[i], m, shape)) << lines[i];
+    EXPECT_EQ(m[1], std::to_string(i + 1));
+  }
+}
+
+TEST(CliConnect, JsonLeavesMessagesUnchangedWhenStdoutIsNotATerminal) {
+  Served s = serve();
+  auto client = run_tether({"connect", s.url(), "--json"});
+  client->write_stdin("{\"a\":[1,2],\"b\":{\"c\":null}}\nnot json\n");
+  client->close_stdin();
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_EQ(client->out(), "{\"a\":[1,2],\"b\":{\"c\":null}}\nnot json\n");
+}
+
+// The server drops the first connection at its first message; --reconnect comes back with
+// the library's backoff and the periodic messages go on over the new connection.
+TEST(CliConnect, ReconnectComesBackAfterTheServerDropsTheConnection) {
+  ServerBehavior b;
+  auto connections = std::make_shared<int>(0);  // loop thread only
+  b.on_open = [connections](const ConnectionPtr& c) {
+    c->set_user_data(std::make_shared<int>(++*connections));
+  };
+  b.on_message = [](const ConnectionPtr& c, MessageType type, ByteView payload) {
+    if (*c->user_data<int>() == 1) return void(c->close(1012, "restarting"));
+    c->send(type, payload);
+  };
+  InProcessServer server(std::move(b));
+  auto client = run_tether({"connect", server.url(), "--reconnect", "--every", "100ms", "--message",
+                            "m{seq}", "--count", "4"});
+  EXPECT_EQ(client->wait_exit(), 0) << client->err();
+  EXPECT_NE(client->err().find("connection closed: 1012 restarting"), std::string::npos)
+      << client->err();
+  EXPECT_NE(client->err().find("reconnecting in "), std::string::npos) << client->err();
+  // m1 died with the first connection; m4 went out, and came back, on the second.
+  EXPECT_EQ(client->out().find("m1\n"), std::string::npos) << client->out();
+  EXPECT_TRUE(client->out().size() >= 3 &&
+              client->out().compare(client->out().size() - 3, 3, "m4\n") == 0)
+      << client->out();
+}
+
 // ---- usage ----------------------------------------------------------------------------
 
 TEST(CliUsage, InvalidValuesAndUnknownFlagsExit64) {
@@ -367,6 +467,20 @@ TEST(CliUsage, InvalidValuesAndUnknownFlagsExit64) {
       {"connect"},
       {},
       {"dance"},
+      {"serve", "--tls-key", "/etc/hostname"},
+      {"serve", "--tls-cert", "/nonexistent.pem"},
+      {"connect", "wss://127.0.0.1:9/", "--ca", "/nonexistent.pem"},
+      {"connect", "ws://127.0.0.1:9/", "--every", "0", "--message", "x"},
+      {"connect", "ws://127.0.0.1:9/", "--every", "1s"},
+      {"connect", "ws://127.0.0.1:9/", "--count", "3"},
+      {"bench"},
+      {"bench", "ws://127.0.0.1:9/", "--payload", "xml"},
+      {"bench", "ws://127.0.0.1:9/", "--payload", "json", "--size", "20"},
+      {"bench", "ws://127.0.0.1:9/", "--connections", "0"},
+      {"bench", "ws://127.0.0.1:9/", "--duration", "0"},
+      {"soak", "--payload", "text"},
+      {"soak", "--rate", "0"},
+      {"soak", "--duration", "10"},
   };
   for (const auto& args : cases) {
     std::vector<std::string> argv{TETHER_BIN};
@@ -392,21 +506,56 @@ TEST(CliUsage, ValidDurationsAndSizesAreAccepted) {
 TEST(CliUsage, HelpDocumentsEveryCommandFlagAndTheExitCodes) {
   auto top = run_tether({"--help"});
   EXPECT_EQ(top->wait_exit(), 0);
-  for (const char* text : {"serve", "connect", "Exit codes:", "64"})
+  for (const char* text : {"serve", "connect", "bench", "soak", "Exit codes:", "64"})
     EXPECT_NE(top->out().find(text), std::string::npos) << text << "\n" << top->out();
 
   auto serve_help = run_tether({"serve", "--help"});
   EXPECT_EQ(serve_help->wait_exit(), 0);
   for (const char* text :
        {"--host", "--port", "--ping-interval", "--pong-timeout", "--max-message", "--subprotocol",
-        "--trace", "--verbose", "listening on ws://", "Exit codes:"})
+        "--trace", "--verbose", "listening on ws://", "Exit codes:", "--tls-cert", "--tls-key",
+        "--tls-client-ca", "--no-compress", "--trace-file", "wss://"})
     EXPECT_NE(serve_help->out().find(text), std::string::npos) << text;
 
   auto connect_help = run_tether({"connect", "--help"});
   EXPECT_EQ(connect_help->wait_exit(), 0);
-  for (const char* text : {"--header", "--subprotocol", "--ping-interval", "--pong-timeout",
-                           "--trace", "--verbose", "closed by server", "Exit codes:"})
+  for (const char* text : {"--header",
+                           "--subprotocol",
+                           "--ping-interval",
+                           "--pong-timeout",
+                           "--trace",
+                           "--verbose",
+                           "closed by server",
+                           "Exit codes:",
+                           "--ca",
+                           "--insecure",
+                           "--cert",
+                           "--key",
+                           "--compress",
+                           "--every",
+                           "--message",
+                           "--count",
+                           "{seq}",
+                           "{time}",
+                           "--reconnect",
+                           "--json",
+                           "--trace-file",
+                           "certificate verify failed"})
     EXPECT_NE(connect_help->out().find(text), std::string::npos) << text;
+
+  auto bench_help = run_tether({"bench", "--help"});
+  EXPECT_EQ(bench_help->wait_exit(), 0);
+  for (const char* text : {"--connections", "--size", "--in-flight", "--duration", "--warmup",
+                           "--payload", "--compress", "--json", "--trace", "--trace-file",
+                           "msg_per_s", "mb_per_s", "p50_us", "p99_us", "errors", "Exit codes:"})
+    EXPECT_NE(bench_help->out().find(text), std::string::npos) << text;
+
+  auto soak_help = run_tether({"soak", "--help"});
+  EXPECT_EQ(soak_help->wait_exit(), 0);
+  for (const char* text :
+       {"--duration", "--rate", "--ping-interval", "--connections", "--payload", "--compress",
+        "--json", "--trace", "--trace-file", "rss_start_kb", "reconnects", "Exit codes:"})
+    EXPECT_NE(soak_help->out().find(text), std::string::npos) << text;
 }
 
 }  // namespace

@@ -20,12 +20,14 @@ namespace tether::cli {
 
 std::string exit_codes_footer() {
   return "Exit codes:\n"
-         "  0   success: a clean close (stdin EOF, server closed with 1000/1001/no code),\n"
-         "      or the server was stopped by SIGINT/SIGTERM\n"
+         "  0   success: a clean close (stdin EOF, --count reached, server closed with\n"
+         "      1000/1001/no code), the server stopped by SIGINT/SIGTERM, or a bench or\n"
+         "      soak in which every echo was verified\n"
          "  1   closed abnormally or runtime error (other close code, lost connection,\n"
-         "      protocol error, cannot listen)\n"
+         "      protocol error, cannot listen, cannot create the trace file); bench and\n"
+         "      soak: any error, or an echo lost, corrupted or not verified\n"
          "  2   connection or handshake failure (refused, DNS, timeout, HTTP status,\n"
-         "      subprotocol refused)\n"
+         "      subprotocol refused, TLS certificate verification failed)\n"
          "  64  usage error (unknown command or flag, missing or invalid value)";
 }
 
@@ -36,6 +38,7 @@ std::string trace_help() {
          "  e.g. '12.345 1 -> TEXT fin=1 rsv1=0 masked=1 len=5 hello': seconds since start,\n"
          "  '->' out and '<-' in, OPCODE one of TEXT BINARY CONT PING PONG CLOSE, and the\n"
          "  first 32 payload bytes with all but printable ASCII (and '\\') as \\xNN.\n"
+         "  --trace-file F: the same lines into file F instead of stderr.\n"
          "  --verbose: the library's log lines, 'log: LEVEL: message'.\n";
 }
 
@@ -126,6 +129,74 @@ CLI::Validator bytes_check() {
                "with K, M or G (1024 multiples), e.g. 16M";
       },
       "");
+}
+
+bool TraceOutput::open(bool to_stderr, const std::string& file, std::string* error) {
+  to_stderr_ = to_stderr && file.empty();
+  if (file.empty()) return true;
+  std::FILE* f = std::fopen(file.c_str(), "we");
+  if (f == nullptr) {
+    *error = "cannot create trace file '" + file + "': " + std::strerror(errno);
+    return false;
+  }
+  // Line-buffered, so that someone following the file (tail -f) sees each frame at once and a
+  // process that dies mid-run leaves whole lines behind.
+  std::setvbuf(f, nullptr, _IOLBF, 1 << 16);
+  file_.reset(f, [](std::FILE* p) { std::fclose(p); });
+  return true;
+}
+
+TraceCallback TraceOutput::callback(TimePoint start) const {
+  if (file_) {
+    return [start, file = file_](const TraceEvent& event) {
+      std::string line = format_trace(event, start);
+      line += '\n';
+      std::fwrite(line.data(), 1, line.size(), file.get());
+    };
+  }
+  if (to_stderr_) return stderr_tracer(start);
+  return {};
+}
+
+void add_tls_client_flags(CLI::App* cmd, TlsClientFlags& flags) {
+  cmd->add_option("--ca", flags.ca_file,
+                  "wss://: trust the CAs in this PEM file instead of the system store")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
+  CLI::Option* cert =
+      cmd->add_option("--cert", flags.cert_file,
+                      "wss://: client certificate (PEM) for servers that require one")
+          ->type_name("FILE")
+          ->check(CLI::ExistingFile);
+  cmd->add_option("--key", flags.key_file,
+                  "wss://: private key of --cert (PEM; default: in --cert)")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile)
+      ->needs(cert);
+  cmd->add_flag("--insecure", flags.insecure,
+                "wss://: do not verify the server's certificate (local tests only; "
+                "prints a warning every time)");
+}
+
+void apply_tls_client_flags(const TlsClientFlags& flags, TlsClientOptions& tls) {
+  tls.ca_file = flags.ca_file;
+  tls.cert_file = flags.cert_file;
+  tls.key_file = flags.key_file;
+  tls.verify = !flags.insecure;
+  if (flags.insecure) print_error_line(insecure_warning);
+}
+
+std::string tls_client_help() {
+  return "\nTLS (wss:// URLs):\n"
+         "  The server's certificate is verified against the system trust store, or\n"
+         "  against --ca FILE, and must name the URL's host. A failed verification ends\n"
+         "  with one line, e.g. 'error: TLS: certificate verify failed: ... (unknown CA)',\n"
+         "  and exit code 2. --insecure skips the verification and prints a warning line\n"
+         "  on stderr on every run. --cert/--key present a client certificate (mutual TLS).\n";
+}
+
+bool stdout_is_tty() {
+  return ::isatty(STDOUT_FILENO) == 1;
 }
 
 void print_error_line(std::string_view line) {

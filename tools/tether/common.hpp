@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,14 +15,16 @@
 #include "tether/event_loop.hpp"
 #include "tether/observe.hpp"
 #include "tether/protocol.hpp"
+#include "tether/tls.hpp"
 
 namespace tether::cli {
 
 /// The process exit codes; scripts and the outside checks depend on them.
 enum ExitCode : int {
   exit_ok = 0,
-  exit_failure = 1,         ///< closed abnormally, or a runtime error (e.g. bind failed)
-  exit_connect_failed = 2,  ///< refused, DNS, timeout, HTTP status, subprotocol refused
+  exit_failure = 1,  ///< closed abnormally, a runtime error (e.g. bind failed), or a bench or
+                     ///< soak whose echoes failed verification
+  exit_connect_failed = 2,  ///< refused, DNS, timeout, HTTP status, subprotocol refused, TLS
   exit_usage = 64,          ///< EX_USAGE from sysexits.h
 };
 
@@ -39,6 +43,46 @@ std::optional<std::uint64_t> parse_bytes(std::string_view text);
 /// CLI11 checks built on the parsers above, so bad values are usage errors before anything runs.
 CLI::Validator duration_check();
 CLI::Validator bytes_check();
+
+/// Where --trace and --trace-file send their lines. The file, when one is named, wins over
+/// stderr ("instead"), so a trace can be kept apart from the errors a script looks at.
+class TraceOutput {
+ public:
+  /// False with a one-line `error` when the file cannot be created.
+  bool open(bool to_stderr, const std::string& file, std::string* error);
+  bool enabled() const noexcept { return to_stderr_ || file_ != nullptr; }
+  /// A callback writing format_trace() lines, or an empty one when tracing is off. It keeps
+  /// the file open for as long as any copy of it lives.
+  TraceCallback callback(TimePoint start) const;
+
+ private:
+  bool to_stderr_ = false;
+  std::shared_ptr<std::FILE> file_;
+};
+
+/// Help text of --trace-file, the same on every command.
+inline constexpr const char* trace_file_help =
+    "Write the --trace lines to this file instead of stderr (created or truncated)";
+
+/// The TLS flags of the client commands (connect, bench, soak).
+struct TlsClientFlags {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool insecure = false;
+};
+void add_tls_client_flags(CLI::App* cmd, TlsClientFlags& flags);
+/// Fills `tls` from the flags; with --insecure prints insecure_warning() on stderr, on every
+/// run, so that a script that disabled verification can never do so silently.
+void apply_tls_client_flags(const TlsClientFlags& flags, TlsClientOptions& tls);
+inline constexpr const char* insecure_warning =
+    "warning: --insecure: TLS certificate verification is OFF; anyone on the path can read "
+    "and alter this connection";
+/// Help section on wss:// for the client commands.
+std::string tls_client_help();
+
+/// Whether stdout is a terminal: progress lines and pretty-printing are for people only.
+bool stdout_is_tty();
 
 /// Writes `line` plus a newline to stderr in a single write, so that lines from the loop
 /// thread and the stdin thread never interleave mid-line.

@@ -1,7 +1,10 @@
-// `tether connect`: stdin lines out as text messages, received messages to stdout.
+// `tether connect`: stdin lines (or --every messages) out as text messages, received
+// messages to stdout.
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -9,6 +12,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -16,10 +20,12 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "commands.hpp"
 #include "common.hpp"
 #include "tether/client.hpp"
+#include "tether/permessage_deflate.hpp"
 #include "tether/utf8.hpp"
 
 namespace tether::cli {
@@ -61,7 +67,8 @@ std::optional<HttpHeader> parse_header(std::string_view text, std::string* error
 // Reads stdin on its own thread, because a blocking read must never stall the event loop and
 // epoll refuses regular files and /dev/null. Lines go out through the connection's thread-safe
 // send; when the send buffer is full the thread waits for on_drain instead of queueing without
-// bound, so piping a large file keeps memory flat.
+// bound, so piping a large file keeps memory flat. With reconnection a line refused by a dead
+// connection waits for the next one instead of ending the input.
 class StdinPump {
  public:
   struct Events {
@@ -69,7 +76,8 @@ class StdinPump {
     std::function<void(std::string why)> failed;  // stdin cannot be sent as it is
   };
 
-  explicit StdinPump(Events events) : events_(std::move(events)) {
+  StdinPump(Events events, bool wait_for_reconnect)
+      : events_(std::move(events)), wait_for_reconnect_(wait_for_reconnect) {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   }
@@ -81,9 +89,14 @@ class StdinPump {
   StdinPump(const StdinPump&) = delete;
   StdinPump& operator=(const StdinPump&) = delete;
 
+  /// The first call starts reading; later ones (reconnections) switch to the new connection.
   void start(ConnectionPtr connection, std::size_t send_limit) {
+    {
+      std::lock_guard lock(mutex_);
+      connection_ = std::move(connection);
+      cv_.notify_all();
+    }
     if (thread_.joinable()) return;
-    connection_ = std::move(connection);
     send_limit_ = send_limit;
     thread_ = std::thread([this] { run(); });
   }
@@ -150,14 +163,16 @@ class StdinPump {
       return false;
     }
     for (;;) {
+      ConnectionPtr connection = current();
       // Keeping little in flight lets the replies keep pace with what we send, instead of
       // piling up unread in the server until it gives up on us as a slow consumer.
-      if (connection_->buffered_amount() >= high_water && !wait_for_room()) return false;
-      switch (connection_->send(MessageType::text, as_bytes(line))) {
+      if (connection->buffered_amount() >= high_water && !wait_for_room()) return false;
+      switch (connection->send(MessageType::text, as_bytes(line))) {
         case SendResult::ok:
           return true;
         case SendResult::closed:
-          return false;
+          if (!wait_for_reconnect_ || !wait_for_connection(connection)) return false;
+          continue;
         case SendResult::backpressure:
         case SendResult::dropped:
           break;
@@ -175,6 +190,18 @@ class StdinPump {
     }
   }
 
+  ConnectionPtr current() {
+    std::lock_guard lock(mutex_);
+    return connection_;
+  }
+
+  // False when stopping.
+  bool wait_for_connection(const ConnectionPtr& dead) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return stopping_ || connection_ != dead; });
+    return !stopping_;
+  }
+
   // False when stopping.
   bool wait_for_room() {
     std::unique_lock lock(mutex_);
@@ -187,7 +214,8 @@ class StdinPump {
   static constexpr std::size_t high_water = 1u << 20;
 
   Events events_;
-  ConnectionPtr connection_;
+  const bool wait_for_reconnect_;
+  ConnectionPtr connection_;  // guarded by mutex_
   std::size_t send_limit_ = 0;
   std::size_t line_number_ = 0;
   std::thread thread_;
@@ -307,8 +335,143 @@ class Drain {
   EventLoop::TimerId recheck_ = 0;
 };
 
+// The --message template, split once into literal text and placeholders.
+class MessageTemplate {
+ public:
+  /// Throws nothing; unknown "{...}" stays literal text, so JSON templates need no escaping.
+  explicit MessageTemplate(std::string_view text) {
+    static constexpr std::pair<std::string_view, Field> names[] = {
+        {"{seq}", Field::seq}, {"{time}", Field::time}, {"{unix_ms}", Field::unix_ms}};
+    std::string literal;
+    while (!text.empty()) {
+      bool matched = false;
+      for (auto [name, field] : names) {
+        if (text.substr(0, name.size()) != name) continue;
+        parts_.push_back({Field::literal, std::move(literal)});
+        literal.clear();
+        parts_.push_back({field, {}});
+        text.remove_prefix(name.size());
+        matched = true;
+        break;
+      }
+      if (matched) continue;
+      literal += text.front();
+      text.remove_prefix(1);
+    }
+    parts_.push_back({Field::literal, std::move(literal)});
+  }
+
+  std::string expand(std::uint64_t seq) const {
+    const auto now = std::chrono::system_clock::now();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+    std::string out;
+    for (const Part& part : parts_) {
+      switch (part.field) {
+        case Field::literal:
+          out += part.text;
+          break;
+        case Field::seq:
+          out += std::to_string(seq);
+          break;
+        case Field::unix_ms:
+          out += std::to_string(ms.count());
+          break;
+        case Field::time:
+          out += iso8601(ms);
+          break;
+      }
+    }
+    return out;
+  }
+
+ private:
+  enum class Field { literal, seq, time, unix_ms };
+  struct Part {
+    Field field;
+    std::string text;
+  };
+
+  // "2026-11-25T18:15:20.123Z": UTC with milliseconds, which sorts as text.
+  static std::string iso8601(std::chrono::milliseconds since_epoch) {
+    const std::time_t seconds = static_cast<std::time_t>(since_epoch.count() / 1000);
+    std::tm utc{};
+    ::gmtime_r(&seconds, &utc);
+    char buf[40];
+    const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
+    std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(since_epoch.count() % 1000));
+    return buf;
+  }
+
+  std::vector<Part> parts_;
+};
+
+// --every: one message per period while a connection is open (paused while reconnecting, so
+// a message is never queued for a connection that does not exist), then `done` after --count.
+// Loop thread only.
+class Ticker {
+ public:
+  Ticker(EventLoop& loop, Duration period, MessageTemplate message, std::uint64_t count,
+         std::function<void()> done)
+      : loop_(loop),
+        period_(period),
+        message_(std::move(message)),
+        count_(count),
+        done_(std::move(done)) {}
+  ~Ticker() { stop(); }
+  Ticker(const Ticker&) = delete;
+  Ticker& operator=(const Ticker&) = delete;
+
+  /// The first message goes at once, so a one-shot `--count 1` does not wait a period.
+  void start(ConnectionPtr connection) {
+    stop();
+    connection_ = std::move(connection);
+    tick();
+  }
+  void stop() {
+    if (timer_) loop_.cancel(timer_);
+    timer_ = 0;
+  }
+
+ private:
+  void tick() {
+    timer_ = 0;
+    if (finished_ || !connection_) return;
+    if (connection_->send_text(message_.expand(sent_ + 1)) == SendResult::ok) ++sent_;
+    if (count_ != 0 && sent_ >= count_) {
+      finished_ = true;
+      return done_();
+    }
+    timer_ = loop_.call_after(period_, [this] { tick(); });
+  }
+
+  EventLoop& loop_;
+  Duration period_;
+  MessageTemplate message_;
+  std::uint64_t count_;
+  std::function<void()> done_;
+  ConnectionPtr connection_;
+  std::uint64_t sent_ = 0;
+  bool finished_ = false;
+  EventLoop::TimerId timer_ = 0;
+};
+
+// --json: a text message that is JSON is indented for reading; anything else is left alone.
+std::string pretty_json(std::string_view text) {
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return std::string(text);
+  return value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A certificate that fails verification, or a server without our subprotocol, fails the same
+// way on every retry.
+bool is_final_error(std::string_view message) {
+  return message.find("certificate verify failed") != std::string_view::npos ||
+         message.find("none of the offered subprotocols") != std::string_view::npos;
+}
+
 void write_stdout_line(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  // An empty message's view may hold a null pointer, which fwrite must not be given.
+  if (!text.empty()) std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
   // Whoever reads the other end of a pipe sees each message as it arrives.
   std::fflush(stdout);
@@ -341,6 +504,8 @@ int exit_code_for(const Outcome& o) {
     print_error_line(line);
     return exit_failure;
   }
+  // With --reconnect, stopped by us between two connections.
+  if (o.we_closed && !o.close_code) return exit_ok;
   const std::uint16_t code = o.close_code.value_or(close_code::abnormal);
   if (code == close_code::abnormal) {
     print_error_line("error: connection lost" +
@@ -373,13 +538,28 @@ CLI::App* add_connect_command(CLI::App& app, ConnectConfig& config) {
       "  'closed by server: CODE REASON' on stderr and exits 1. A connection or handshake\n"
       "  failure prints one line, e.g. 'error: server answered 403 Forbidden instead of 101\n"
       "  Switching Protocols' or 'error: connect to 127.0.0.1:9 failed: Connection refused',\n"
-      "  and exits 2. Other errors print one 'error: ...' line and exit 1.\n" +
-      trace_help() +
+      "  and exits 2. Other errors print one 'error: ...' line and exit 1.\n"
+      "\nPeriodic messages (instead of stdin):\n"
+      "  --every DUR --message TEMPLATE sends TEMPLATE once the connection is open and\n"
+      "  then every DUR, with {seq} replaced by 1, 2, 3..., {time} by the UTC time in\n"
+      "  ISO 8601 with milliseconds (2026-11-25T18:15:20.123Z) and {unix_ms} by Unix time\n"
+      "  in milliseconds. With --count N, after the Nth message the replies on their way\n"
+      "  are printed, the connection closes with 1000 and the exit code is 0.\n"
+      "\nReconnecting:\n"
+      "  --reconnect retries a failed or lost connection with exponential backoff and\n"
+      "  jitter (0.5 s doubling up to 30 s), printing 'error: ...' and 'reconnecting in N\n"
+      "  ms' lines on stderr; stdin lines and --every messages wait for the new\n"
+      "  connection. A TLS certificate verification failure is not retried (exit 2).\n"
+      "\nCompression and JSON:\n"
+      "  --compress offers permessage-deflate (RFC 7692); the server may decline it.\n"
+      "  --json indents received text messages that are JSON when stdout is a terminal;\n"
+      "  other messages, and all of them when stdout is not a terminal, print unchanged.\n" +
+      tls_client_help() + trace_help() +
       "\nSignals:\n"
       "  SIGINT/SIGTERM close with 1000 at once (exit 0 when the server answers);\n"
       "  a second signal exits at once with 1.\n\n" +
       values_help() + "\n" + exit_codes_footer());
-  cmd->add_option("url", config.url, "ws://host[:port][/path][?query]")
+  cmd->add_option("url", config.url, "ws://host[:port][/path][?query] or wss://...")
       ->required()
       ->check(CLI::Validator(
           [](std::string& url) -> std::string {
@@ -425,7 +605,43 @@ CLI::App* add_connect_command(CLI::App& app, ConnectConfig& config) {
       ->type_name("BYTES")
       ->check(bytes_check())
       ->capture_default_str();
+  add_tls_client_flags(cmd, config.tls);
+  cmd->add_flag("--compress", config.compress, "Offer permessage-deflate compression");
+  cmd->add_flag("--reconnect", config.reconnect,
+                "Reconnect with backoff after a failed or lost connection");
+  cmd->add_flag("--json", config.json,
+                "Indent received JSON text messages when stdout is a terminal");
+  CLI::Option* every =
+      cmd->add_option("--every", config.every,
+                      "Send --message this often instead of reading stdin (e.g. 1s)")
+          ->type_name("DUR")
+          ->check(CLI::Validator(
+              [](std::string& value) -> std::string {
+                auto d = parse_duration(value);
+                if (d && d->count() > 0) return {};
+                return "invalid period '" + value + "': use a positive duration, e.g. 500ms";
+              },
+              ""));
+  CLI::Option* message =
+      cmd->add_option("--message", config.message,
+                      "Text sent by --every; {seq}, {time} and {unix_ms} are replaced")
+          ->type_name("TEMPLATE")
+          ->check(CLI::Validator(
+              [](std::string& value) -> std::string {
+                if (is_valid_utf8(as_bytes(value))) return {};
+                return "--message must be valid UTF-8, as a text message is";
+              },
+              ""));
+  CLI::Option* count =
+      cmd->add_option("--count", config.count,
+                      "With --every: close (1000) and exit after this many messages")
+          ->type_name("N")
+          ->check(CLI::PositiveNumber);
+  every->needs(message);
+  message->needs(every);
+  count->needs(every);
   cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
+  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
   cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
   return cmd;
 }
@@ -453,12 +669,24 @@ int run_connect(const ConnectConfig& config) {
     options.connect_timeout = std::chrono::hours(24 * 365);  // the client has no "never"
     options.session.handshake_timeout = Duration(0);
   }
+  options.reconnect.enabled = config.reconnect;
+  if (config.compress) options.extensions.push_back(std::make_shared<PerMessageDeflate>());
+  apply_tls_client_flags(config.tls, options.tls);
   const std::size_t send_limit = options.backpressure.limit;
   const Duration drain_bound = options.session.pong_timeout.count() > 0
                                    ? options.session.pong_timeout
                                    : Duration(std::chrono::seconds(10));
+  const bool pretty = config.json && stdout_is_tty();
+
+  TraceOutput trace;
+  std::string error;
+  if (!trace.open(config.trace, config.trace_file, &error)) {
+    print_error_line("error: " + error);
+    return exit_failure;
+  }
 
   Outcome outcome;
+  bool input_done = false;  // stdin EOF or --count reached: close once the replies are in
   std::unique_ptr<Client> client;
   Drain drain(loop, drain_bound, [&] {
     outcome.we_closed = true;
@@ -469,51 +697,96 @@ int run_connect(const ConnectConfig& config) {
     outcome.we_closed = true;
     client->close(close_code::normal);
   };
+  auto input_finished = [&] {
+    input_done = true;
+    drain.begin();
+  };
   StdinPump pump({
-      .eof = [&] { loop.post([&] { drain.begin(); }); },
-      .failed =
-          [&](std::string why) {
-            loop.post([&, why = std::move(why)] {
-              if (!outcome.local_error) outcome.local_error = why;
-              close_from_our_side();
-            });
-          },
-  });
+                     .eof = [&] { loop.post(input_finished); },
+                     .failed =
+                         [&](std::string why) {
+                           loop.post([&, why = std::move(why)] {
+                             if (!outcome.local_error) outcome.local_error = why;
+                             close_from_our_side();
+                           });
+                         },
+                 },
+                 config.reconnect);
+  std::optional<Ticker> ticker;
+  if (!config.every.empty()) {
+    ticker.emplace(loop, *parse_duration(config.every), MessageTemplate(config.message),
+                   config.count, input_finished);
+  }
 
   ClientHandlers handlers;
   handlers.on_open = [&](const ConnectionPtr& c) {
     outcome.opened = true;
+    outcome.close_code.reset();
     drain.set_connection(c);
+    if (outcome.we_closed) return;
     // Only now: lines read earlier would have no connection to go to.
-    if (!outcome.we_closed) pump.start(c, send_limit);
+    if (ticker) {
+      ticker->start(c);
+    } else {
+      pump.start(c, send_limit);
+    }
+    // A reconnection during the final drain: the barrier starts again on the new connection.
+    if (input_done) drain.begin();
   };
   handlers.on_message = [&](const ConnectionPtr&, MessageType type, ByteView payload) {
-    write_stdout_line(type == MessageType::text ? as_text(payload) : to_hex(payload));
+    if (type != MessageType::text) {
+      write_stdout_line(to_hex(payload));
+    } else if (pretty) {
+      write_stdout_line(pretty_json(as_text(payload)));
+    } else {
+      write_stdout_line(as_text(payload));
+    }
     drain.on_message();
   };
   handlers.on_pong = [&](const ConnectionPtr&, ByteView payload) { drain.on_pong(payload); };
   handlers.on_close = [&](const ConnectionPtr&, std::uint16_t code, std::string_view reason) {
+    drain.cancel();
+    if (ticker) ticker->stop();
+    if (config.reconnect && !outcome.we_closed) {
+      print_error_line("connection closed: " + std::to_string(code) +
+                       (reason.empty() ? std::string() : " " + std::string(reason)));
+      return;
+    }
     outcome.close_code = code;
     outcome.close_reason = std::string(reason);
-    drain.cancel();
     pump.stop();
   };
   handlers.on_error = [&](int code, std::string_view message) {
+    if (config.reconnect && outcome.we_closed) return;  // the end of what is ending anyway
+    if (config.reconnect && !is_final_error(message)) {
+      // Each one is news while retrying; none of them decides the exit code.
+      print_error_line("error: " + std::string(message));
+      return;
+    }
     if (outcome.error) return;  // the first one says what went wrong; the rest follow from it
     outcome.error = std::string(message);
     outcome.error_code = code;
     outcome.error_after_open = outcome.opened;
+    if (config.reconnect && !outcome.we_closed) {
+      // Not from inside the client's own error path: it has yet to schedule the retry that
+      // this close cancels.
+      outcome.we_closed = true;
+      loop.post([&] { client->close(close_code::normal); });
+    }
+  };
+  handlers.on_reconnect = [&](unsigned, Duration delay) {
+    if (!outcome.we_closed)
+      print_error_line("reconnecting in " + std::to_string(delay.count()) + " ms");
   };
   handlers.on_drain = [&](const ConnectionPtr&) { pump.drained(); };
   handlers.on_finished = [&] { loop.stop(); };
 
   client = std::make_unique<Client>(loop, options, handlers);
   // Always on: the drain needs to know whether a fragmented message is half-received.
-  client->on_trace(
-      [&, print = config.trace ? stderr_tracer(start) : TraceCallback()](const TraceEvent& event) {
-        if (!event.outgoing) drain.on_frame_in(event.header);
-        if (print) print(event);
-      });
+  client->on_trace([&, print = trace.callback(start)](const TraceEvent& event) {
+    if (!event.outgoing) drain.on_frame_in(event.header);
+    if (print) print(event);
+  });
   if (config.verbose) client->on_log(stderr_logger());
 
   SignalWatch signals(loop, [&](int) {
@@ -523,10 +796,10 @@ int run_connect(const ConnectConfig& config) {
     }
     outcome.interrupted = true;
     pump.stop();
+    if (ticker) ticker->stop();
     close_from_our_side();
   });
 
-  std::string error;
   if (!client->connect(&error)) {
     print_error_line("error: " + error);
     return exit_connect_failed;
@@ -535,7 +808,7 @@ int run_connect(const ConnectConfig& config) {
   pump.stop();
   const int code = exit_code_for(outcome);
   // A connection still open (a second signal) reports its end from the client's destructor,
-  // to handlers that use the pump and the drain: so the client goes first.
+  // to handlers that use the pump, the ticker and the drain: so the client goes first.
   client.reset();
   return code;
 }

@@ -1,4 +1,5 @@
-// `tether`: a WebSocket echo server and a line-oriented client for the terminal and scripts.
+// `tether`: a WebSocket echo server, a line-oriented client for the terminal and scripts, and
+// the load (bench) and endurance (soak) tests that run against any echo server.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -16,14 +17,20 @@ int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask.
   block_termination_signals();
 
-  CLI::App app{"tether " TETHER_VERSION " - WebSocket (RFC 6455) echo server and client", "tether"};
+  CLI::App app{"tether " TETHER_VERSION
+               " - WebSocket (RFC 6455) echo server, client, benchmark and soak test",
+               "tether"};
   app.footer(exit_codes_footer());
   app.require_subcommand(1);
   app.set_version_flag("--version", TETHER_VERSION);
   ServeConfig serve;
   ConnectConfig connect;
+  BenchConfig bench;
+  SoakConfig soak;
   CLI::App* serve_cmd = add_serve_command(app, serve);
   CLI::App* connect_cmd = add_connect_command(app, connect);
+  CLI::App* bench_cmd = add_bench_command(app, bench);
+  CLI::App* soak_cmd = add_soak_command(app, soak);
 
   try {
     app.parse(argc, argv);
@@ -37,6 +44,8 @@ int main(int argc, char** argv) {
   try {
     if (serve_cmd->parsed()) return run_serve(serve);
     if (connect_cmd->parsed()) return run_connect(connect);
+    if (bench_cmd->parsed()) return run_bench(bench);
+    if (soak_cmd->parsed()) return run_soak(soak);
   } catch (const std::exception& e) {
     print_error_line(std::string("error: ") + e.what());
     return exit_failure;

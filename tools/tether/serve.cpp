@@ -1,10 +1,12 @@
 // `tether serve`: an echo server, each message sent back with its type.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "tether/permessage_deflate.hpp"
 #include "tether/server.hpp"
 
 namespace tether::cli {
@@ -20,11 +22,17 @@ CLI::App* add_serve_command(CLI::App& app, ServeConfig& config) {
       "serve", "Run an echo server: each message goes back to its sender with its type");
   cmd->footer(
       "Output (stderr):\n"
-      "  'listening on ws://HOST:PORT' once connections are accepted. PORT is the bound\n"
-      "  port, so with --port 0 it is the one the OS chose; an IPv6 HOST is in brackets.\n"
-      "  If the address cannot be bound: one 'error: ...' line, exit code 1.\n"
+      "  'listening on ws://HOST:PORT' once connections are accepted ('wss://' with\n"
+      "  --tls-cert). PORT is the bound port, so with --port 0 it is the one the OS chose;\n"
+      "  an IPv6 HOST is in brackets. If the address cannot be bound, or a certificate or\n"
+      "  key cannot be used: one 'error: ...' line, exit code 1.\n"
       "  A client that keeps sending without reading its echoes is closed with 1008 once\n"
-      "  max(64 MiB, 4 x --max-message) of echoes wait for it.\n" +
+      "  max(64 MiB, 4 x --max-message) of echoes wait for it.\n"
+      "\nCompression and TLS:\n"
+      "  permessage-deflate (RFC 7692) is accepted when a client offers it, unless\n"
+      "  --no-compress; echoes to such a client are compressed from 64 bytes up.\n"
+      "  --tls-cert/--tls-key serve wss:// (TLS 1.2+); with --tls-client-ca every client\n"
+      "  must present a certificate issued by one of those CAs (mutual TLS).\n" +
       trace_help() +
       "\nSignals:\n"
       "  SIGINT/SIGTERM close every connection with 1001, wait at most 2 s for them, and\n"
@@ -55,7 +63,25 @@ CLI::App* add_serve_command(CLI::App& app, ServeConfig& config) {
                   "A subprotocol the server speaks; repeat for several, in preference order")
       ->type_name("NAME")
       ->allow_extra_args(false);
+  CLI::Option* cert =
+      cmd->add_option("--tls-cert", config.tls_cert,
+                      "Serve wss:// with this certificate (PEM, followed by its chain)")
+          ->type_name("FILE")
+          ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-key", config.tls_key,
+                  "Private key of --tls-cert (PEM; default: read from --tls-cert)")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile)
+      ->needs(cert);
+  cmd->add_option("--tls-client-ca", config.tls_client_ca,
+                  "Require client certificates issued by the CAs in this PEM file")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile)
+      ->needs(cert);
+  cmd->add_flag("--no-compress", config.no_compress,
+                "Decline permessage-deflate even when a client offers it");
   cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
+  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
   cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
   return cmd;
 }
@@ -79,6 +105,18 @@ int run_serve(const ServeConfig& config) {
                                   : options.session.max_message_size * 4;
   options.backpressure.limit = static_cast<std::size_t>(std::max(echo_buffer_floor, burst));
   options.backpressure.policy = BackpressurePolicy::close;
+  if (!config.no_compress) options.extensions.push_back(std::make_shared<PerMessageDeflate>());
+  if (!config.tls_cert.empty()) {
+    options.tls = TlsServerOptions{.cert_file = config.tls_cert,
+                                   .key_file = config.tls_key,
+                                   .client_ca_file = config.tls_client_ca};
+  }
+  TraceOutput trace;
+  std::string error;
+  if (!trace.open(config.trace, config.trace_file, &error)) {
+    print_error_line("error: " + error);
+    return exit_failure;
+  }
 
   Server server(loop, options);
   ServerBehavior echo;
@@ -86,15 +124,15 @@ int run_serve(const ServeConfig& config) {
     c->send(type, payload);
   };
   server.route("*", std::move(echo));
-  if (config.trace) server.on_trace(stderr_tracer(start));
+  if (trace.enabled()) server.on_trace(trace.callback(start));
   if (config.verbose) server.on_log(stderr_logger());
 
-  std::string error;
   if (!server.listen(&error)) {
     print_error_line("error: " + error);
     return exit_failure;
   }
-  print_error_line("listening on ws://" + host_port_for_url(config.host, server.port()));
+  print_error_line(std::string(options.tls ? "listening on wss://" : "listening on ws://") +
+                   host_port_for_url(config.host, server.port()));
 
   bool shutting_down = false;
   SignalWatch signals(loop, [&](int) {

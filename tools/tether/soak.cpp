@@ -1,0 +1,649 @@
+// `tether soak`: a long, paced run that proves every message comes back intact, in order,
+// once: JSON messages carrying a sequence number and a checksum of their own content, sent at
+// a fixed total rate over reconnecting connections with keepalive, each echo checked against
+// what was sent. Against its own in-process echo server when no URL is given.
+#include <zlib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "stats.hpp"
+#include "tether/client.hpp"
+#include "tether/permessage_deflate.hpp"
+#include "tether/server.hpp"
+
+namespace tether::cli {
+
+namespace {
+
+// After the last send, how long echoes still on their way are waited for.
+constexpr Duration drain_bound = std::chrono::seconds(5);
+// After the CLOSE, how long a silent server may hold the report back.
+constexpr Duration close_bound = std::chrono::seconds(3);
+constexpr std::string_view sum_field = ",\"sum\":\"";
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::string crc_hex(std::string_view text) {
+  const uLong crc = ::crc32(::crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()),
+                            static_cast<uInt>(text.size()));
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  return hex;
+}
+
+// {"seq":N,"conn":C,"ts":UNIX_MS,"data":"...","sum":"CRC32 of all before ,"sum""}
+std::string make_message(std::uint64_t seq, unsigned conn, std::size_t data_size,
+                         std::uint64_t& rng) {
+  static constexpr char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  char head[96];
+  std::snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"conn\":%u,\"ts\":%lld,\"data\":\"", seq,
+                conn, static_cast<long long>(unix_ms));
+  std::string text = head;
+  text.reserve(text.size() + data_size + 24);
+  for (std::size_t i = 0; i < data_size; ++i) {
+    rng = splitmix64(rng);
+    text += alnum[rng % 62];
+  }
+  text += '"';
+  const std::string sum = crc_hex(text);
+  text += sum_field;
+  text += sum;
+  text += "\"}";
+  return text;
+}
+
+// The checksum holds and the fields can be read: seq and conn, or nullopt for a message whose
+// content was altered on the way.
+struct Parsed {
+  std::uint64_t seq;
+  unsigned conn;
+};
+std::optional<Parsed> parse_message(std::string_view text) {
+  const std::size_t at = text.rfind(sum_field);
+  if (at == std::string_view::npos || text.size() != at + sum_field.size() + 8 + 2 ||
+      text.substr(text.size() - 2) != "\"}")
+    return std::nullopt;
+  if (crc_hex(text.substr(0, at)) != text.substr(at + sum_field.size(), 8)) return std::nullopt;
+  unsigned long long seq = 0;
+  unsigned conn = 0;
+  const std::string head(text.substr(0, std::min<std::size_t>(text.size(), 64)));
+  if (std::sscanf(head.c_str(), "{\"seq\":%llu,\"conn\":%u,", &seq, &conn) != 2)
+    return std::nullopt;
+  return Parsed{seq, conn};
+}
+
+struct SentMessage {
+  std::uint64_t seq;
+  std::string text;
+  TimePoint at;
+};
+
+struct Slot {
+  unsigned index = 0;
+  std::unique_ptr<Client> client;
+  ConnectionPtr connection;  // while open
+  std::deque<SentMessage> outstanding;
+  std::uint64_t next_seq = 1;
+  bool ever_opened = false;
+  bool finished = false;
+};
+
+struct Counters {
+  std::uint64_t sent = 0, received = 0, verified = 0, lost = 0;
+  std::uint64_t altered = 0, out_of_order = 0, duplicated = 0, never_sent = 0;
+  std::uint64_t pings = 0, pongs = 0, refused = 0, skipped = 0;
+  std::uint64_t corrupted() const { return altered + out_of_order + duplicated + never_sent; }
+};
+
+// An echo server of our own on a second thread, so that the soak needs nothing else.
+class OwnEchoServer {
+ public:
+  bool start(std::string* error) {
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.session.ping_interval = Duration(0);  // the PINGs counted are the client's
+    o.extensions.push_back(std::make_shared<PerMessageDeflate>());
+    server_ = std::make_unique<Server>(loop_, o);
+    ServerBehavior echo;
+    echo.on_message = [](const ConnectionPtr& c, MessageType type, ByteView payload) {
+      c->send(type, payload);
+    };
+    server_->route("*", std::move(echo));
+    if (!server_->listen(error)) return false;
+    thread_ = std::thread([this] { loop_.run(); });
+    return true;
+  }
+  ~OwnEchoServer() {
+    if (thread_.joinable()) {
+      loop_.stop();
+      thread_.join();
+    }
+    server_.reset();
+  }
+  std::string url() const { return "ws://127.0.0.1:" + std::to_string(server_->port()) + "/"; }
+
+ private:
+  EventLoop loop_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+class Soak {
+ public:
+  Soak(const SoakConfig& config, EventLoop& loop, std::string url)
+      : config_(config),
+        loop_(loop),
+        url_(std::move(url)),
+        data_size_(static_cast<std::size_t>(*parse_bytes(config.size))),
+        duration_(*parse_duration(config.duration)) {}
+
+  int run(bool own_server);
+
+ private:
+  enum class Phase { connecting, sending, draining, closing, done };
+
+  void on_open(Slot& s, const ConnectionPtr& c);
+  void on_message(Slot& s, MessageType type, ByteView payload);
+  void on_close(Slot& s);
+  void on_error(Slot& s, std::string_view message);
+  void on_finished(Slot& s);
+  void on_frame(const TraceEvent& event);
+  void start_sending();
+  void tick();
+  void stop_sending();
+  void check_drained();
+  void close_all();
+  void show_progress();
+  bool passed() const;
+  void print_report(bool own_server) const;
+
+  const SoakConfig& config_;
+  EventLoop& loop_;
+  const std::string url_;
+  const std::size_t data_size_;
+  const Duration duration_;
+  std::vector<Slot> slots_;
+  Phase phase_ = Phase::connecting;
+  Counters counters_;
+  LatencyHistogram latency_;
+  std::uint64_t rng_ = 0x50a4;
+  std::uint64_t attempted_ = 0;  // sends due so far, made or skipped
+  std::size_t next_slot_ = 0;
+  TimePoint send_start_{};
+  Duration tick_period_{1};
+  unsigned opened_ = 0, finished_ = 0;
+  std::optional<std::string> connect_error_;
+  bool interrupted_ = false, aborted_ = false;
+  std::uint64_t rss_start_ = 0, rss_end_ = 0;
+  unsigned reconnects_ = 0;
+  EventLoop::TimerId tick_timer_ = 0, phase_timer_ = 0, progress_timer_ = 0;
+  ProgressLine progress_;
+  TraceCallback print_trace_;
+  TimePoint started_{};
+};
+
+void Soak::on_frame(const TraceEvent& event) {
+  if (event.outgoing && event.header.opcode == Opcode::ping) ++counters_.pings;
+  if (!event.outgoing && event.header.opcode == Opcode::pong) ++counters_.pongs;
+  if (print_trace_) print_trace_(event);
+}
+
+void Soak::on_open(Slot& s, const ConnectionPtr& c) {
+  s.connection = c;
+  if (phase_ == Phase::closing || phase_ == Phase::done) {
+    s.client->close(close_code::normal);
+    return;
+  }
+  if (s.ever_opened) return;
+  s.ever_opened = true;
+  if (++opened_ == slots_.size() && phase_ == Phase::connecting) start_sending();
+}
+
+void Soak::on_error(Slot& s, std::string_view message) {
+  if (phase_ == Phase::closing || phase_ == Phase::done) return;
+  if (!s.ever_opened) {
+    // Before the first connection a failure is the setup's, not the soak's: report it as
+    // connect does, without retrying for ever. Closing waits for the next turn, because the
+    // client is still inside its own error path.
+    connect_error_ = std::string(message);
+    phase_ = Phase::closing;
+    loop_.post([this] { close_all(); });
+    return;
+  }
+  print_error_line("warning: connection " + std::to_string(s.index) + ": " + std::string(message));
+}
+
+void Soak::on_close(Slot& s) {
+  s.connection.reset();
+  // Whatever was in flight on a dead connection cannot come back on the next one.
+  counters_.lost += s.outstanding.size();
+  s.outstanding.clear();
+  check_drained();
+}
+
+void Soak::on_finished(Slot& s) {
+  if (s.finished) return;
+  s.finished = true;
+  if (++finished_ == slots_.size() && phase_ == Phase::closing) {
+    phase_ = Phase::done;
+    loop_.stop();
+  }
+}
+
+void Soak::on_message(Slot& s, MessageType type, ByteView payload) {
+  ++counters_.received;
+  const TimePoint now = Clock::now();
+  const std::string_view text = as_text(payload);
+  std::optional<Parsed> parsed;
+  if (type == MessageType::text) parsed = parse_message(text);
+  if (!parsed || parsed->conn != s.index) {
+    // Its own fields cannot be trusted: it stands for the oldest message in flight, which
+    // echoes in order would have been.
+    ++counters_.altered;
+    if (!s.outstanding.empty()) s.outstanding.pop_front();
+    return check_drained();
+  }
+  auto it = std::find_if(s.outstanding.begin(), s.outstanding.end(),
+                         [&](const SentMessage& m) { return m.seq == parsed->seq; });
+  if (it == s.outstanding.end()) {
+    if (parsed->seq < s.next_seq) {
+      ++counters_.duplicated;
+    } else {
+      ++counters_.never_sent;
+    }
+    return check_drained();
+  }
+  if (it != s.outstanding.begin()) {
+    ++counters_.out_of_order;
+  } else if (text != it->text) {
+    ++counters_.altered;  // a consistent checksum over altered content
+  } else {
+    ++counters_.verified;
+    latency_.add(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - it->at).count()));
+  }
+  s.outstanding.erase(it);
+  check_drained();
+}
+
+void Soak::start_sending() {
+  phase_ = Phase::sending;
+  rss_start_ = resident_kib();
+  send_start_ = Clock::now();
+  // Fine enough to spread the sends evenly, coarse enough not to spin at low rates.
+  const double per_message_ms = 1000.0 / config_.rate;
+  tick_period_ = Duration(static_cast<Duration::rep>(std::clamp(per_message_ms, 1.0, 50.0)));
+  phase_timer_ = loop_.call_after(duration_, [this] {
+    phase_timer_ = 0;
+    stop_sending();
+  });
+  tick();
+}
+
+void Soak::tick() {
+  tick_timer_ = 0;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - send_start_).count();
+  // The first message goes at once; then the total stays at rate x elapsed time, whatever
+  // the timer's jitter.
+  const auto due = static_cast<std::uint64_t>(std::floor(config_.rate * elapsed)) + 1;
+  while (attempted_ < due) {
+    ++attempted_;
+    Slot& s = slots_[next_slot_++ % slots_.size()];
+    if (!s.connection || !s.connection->is_open()) {
+      ++counters_.skipped;  // reconnecting: nothing to send it on
+      continue;
+    }
+    std::string text = make_message(s.next_seq, s.index, data_size_, rng_);
+    const TimePoint at = Clock::now();
+    const SendResult r = s.connection->send(MessageType::text, ByteView(as_bytes(text)));
+    if (r == SendResult::ok) {
+      s.outstanding.push_back({s.next_seq, std::move(text), at});
+      ++s.next_seq;
+      ++counters_.sent;
+    } else if (r == SendResult::closed) {
+      ++counters_.skipped;
+    } else {
+      ++counters_.refused;
+    }
+  }
+  tick_timer_ = loop_.call_after(tick_period_, [this] { tick(); });
+}
+
+void Soak::stop_sending() {
+  if (phase_ != Phase::sending) return;
+  if (tick_timer_) loop_.cancel(tick_timer_);
+  tick_timer_ = 0;
+  if (phase_timer_) loop_.cancel(phase_timer_);
+  phase_ = Phase::draining;
+  phase_timer_ = loop_.call_after(drain_bound, [this] {
+    phase_timer_ = 0;
+    for (Slot& s : slots_) {
+      counters_.lost += s.outstanding.size();
+      s.outstanding.clear();
+    }
+    check_drained();
+  });
+  check_drained();
+}
+
+void Soak::check_drained() {
+  if (phase_ != Phase::draining) return;
+  for (const Slot& s : slots_)
+    if (!s.outstanding.empty()) return;
+  if (phase_timer_) loop_.cancel(phase_timer_);
+  phase_timer_ = 0;
+  rss_end_ = resident_kib();
+  phase_ = Phase::closing;
+  close_all();
+}
+
+void Soak::close_all() {
+  if (progress_timer_) loop_.cancel(progress_timer_);
+  progress_timer_ = 0;
+  if (tick_timer_) loop_.cancel(tick_timer_);
+  tick_timer_ = 0;
+  for (Slot& s : slots_) {
+    reconnects_ += s.client->reconnects();
+    s.client->close(close_code::normal);
+  }
+  if (finished_ == slots_.size()) {
+    phase_ = Phase::done;
+    return loop_.stop();
+  }
+  phase_timer_ = loop_.call_after(close_bound, [this] {
+    phase_timer_ = 0;
+    loop_.stop();
+  });
+}
+
+void Soak::show_progress() {
+  progress_timer_ = loop_.call_after(std::chrono::milliseconds(250), [this] { show_progress(); });
+  const double total = std::chrono::duration<double>(duration_).count();
+  const double elapsed =
+      phase_ == Phase::connecting
+          ? 0
+          : std::min(total, std::chrono::duration<double>(Clock::now() - send_start_).count());
+  constexpr int width = 24;
+  const int filled = total > 0 ? static_cast<int>(elapsed / total * width) : width;
+  std::string bar = "[" + std::string(static_cast<std::size_t>(filled), '#') +
+                    std::string(static_cast<std::size_t>(width - filled), '.') + "] ";
+  bar += fixed(elapsed, 1) + "/" + fixed(total, 1) + "s  sent " + std::to_string(counters_.sent) +
+         "  verified " + std::to_string(counters_.verified) + "  corrupted " +
+         std::to_string(counters_.corrupted()) + "  lost " + std::to_string(counters_.lost);
+  if (phase_ == Phase::draining) bar += "  (waiting for echoes)";
+  progress_.show(bar);
+}
+
+bool Soak::passed() const {
+  return counters_.sent > 0 && counters_.verified == counters_.sent && counters_.corrupted() == 0 &&
+         counters_.lost == 0 && counters_.refused == 0;
+}
+
+void Soak::print_report(bool own_server) const {
+  const double p99_us = std::round(static_cast<double>(latency_.percentile(99)) / 100.0) / 10.0;
+  if (config_.json) {
+    nlohmann::ordered_json j;
+    j["sent"] = counters_.sent;
+    j["received"] = counters_.received;
+    j["verified"] = counters_.verified;
+    j["corrupted"] = counters_.corrupted();
+    j["lost"] = counters_.lost;
+    j["pings"] = counters_.pings;
+    j["pongs"] = counters_.pongs;
+    j["reconnects"] = reconnects_;
+    j["p99_us"] = p99_us;
+    j["rss_start_kb"] = rss_start_;
+    j["rss_end_kb"] = rss_end_;
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    return;
+  }
+  auto us = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e3; };
+  std::printf("soak %s%s: %u connections, %g msg/s, %s\n", url_.c_str(),
+              own_server ? " (own echo server)" : "", config_.connections, config_.rate,
+              config_.duration.c_str());
+  std::printf("sent        %" PRIu64 "\n", counters_.sent);
+  std::printf("received    %" PRIu64 "\n", counters_.received);
+  std::printf("verified    %" PRIu64 "\n", counters_.verified);
+  std::printf("corrupted   %" PRIu64 " (altered %" PRIu64 ", out of order %" PRIu64
+              ", duplicated %" PRIu64 ", never sent %" PRIu64 ")\n",
+              counters_.corrupted(), counters_.altered, counters_.out_of_order,
+              counters_.duplicated, counters_.never_sent);
+  std::printf("lost        %" PRIu64 "\n", counters_.lost);
+  std::printf("pings       %" PRIu64 "\n", counters_.pings);
+  std::printf("pongs       %" PRIu64 "\n", counters_.pongs);
+  std::printf("reconnects  %u\n", reconnects_);
+  if (counters_.skipped || counters_.refused)
+    std::printf("not sent    %" PRIu64 " while reconnecting, %" PRIu64 " refused (backpressure)\n",
+                counters_.skipped, counters_.refused);
+  std::printf("latency     p50 %.1f us, p99 %.1f us, max %.1f us\n", us(latency_.percentile(50)),
+              p99_us, us(latency_.max()));
+  std::printf("RSS         %" PRIu64 " KiB at start, %" PRIu64 " KiB at end\n", rss_start_,
+              rss_end_);
+  std::printf("result      %s\n", passed() ? "PASS" : "FAIL");
+  std::fflush(stdout);
+}
+
+int Soak::run(bool own_server) {
+  started_ = Clock::now();
+  TraceOutput trace;
+  std::string error;
+  if (!trace.open(config_.trace, config_.trace_file, &error)) {
+    print_error_line("error: " + error);
+    return exit_failure;
+  }
+  print_trace_ = trace.callback(started_);
+
+  ClientOptions options;
+  options.url = url_;
+  options.session.ping_interval = *parse_duration(config_.ping_interval);
+  options.session.pong_timeout = *parse_duration(config_.pong_timeout);
+  const Duration timeout = *parse_duration(config_.connect_timeout);
+  options.connect_timeout = timeout.count() > 0 ? timeout : Duration(std::chrono::hours(24 * 365));
+  options.session.handshake_timeout = timeout;
+  // A dropped connection is part of what a soak is for: it comes back, and is counted.
+  options.reconnect.enabled = true;
+  options.reconnect.initial_delay = std::chrono::milliseconds(100);
+  options.reconnect.max_delay = std::chrono::seconds(2);
+  if (config_.compress) options.extensions.push_back(std::make_shared<PerMessageDeflate>());
+  apply_tls_client_flags(config_.tls, options.tls);
+
+  slots_.resize(config_.connections);
+  for (unsigned i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    s.index = i;
+    ClientHandlers h;
+    h.on_open = [this, &s](const ConnectionPtr& c) { on_open(s, c); };
+    h.on_message = [this, &s](const ConnectionPtr&, MessageType type, ByteView payload) {
+      on_message(s, type, payload);
+    };
+    h.on_close = [this, &s](const ConnectionPtr&, std::uint16_t, std::string_view) { on_close(s); };
+    h.on_error = [this, &s](int, std::string_view message) { on_error(s, message); };
+    h.on_finished = [this, &s] { on_finished(s); };
+    s.client = std::make_unique<Client>(loop_, options, std::move(h));
+    // Always on: the PINGs sent and PONGs received are counted from the frames.
+    s.client->on_trace([this](const TraceEvent& event) { on_frame(event); });
+    if (config_.verbose) s.client->on_log(stderr_logger());
+  }
+
+  SignalWatch signals(loop_, [this](int) {
+    if (interrupted_) {
+      aborted_ = true;
+      return loop_.stop();
+    }
+    interrupted_ = true;
+    if (phase_ == Phase::connecting) {
+      phase_ = Phase::closing;
+      return close_all();
+    }
+    stop_sending();  // an early end still checks and reports what was sent
+  });
+
+  for (Slot& s : slots_) {
+    if (!s.client->connect(&error)) {
+      print_error_line("error: " + error);
+      return exit_connect_failed;
+    }
+  }
+  if (progress_.active()) show_progress();
+  loop_.run();
+  if (progress_timer_) loop_.cancel(progress_timer_);
+  progress_.clear();
+
+  int code = exit_ok;
+  if (aborted_) {
+    print_error_line("error: interrupted");
+    code = exit_failure;
+  } else if (connect_error_) {
+    print_error_line("error: " + *connect_error_);
+    code = exit_connect_failed;
+  } else if (opened_ < slots_.size()) {
+    print_error_line(interrupted_ ? "error: interrupted while connecting"
+                                  : "error: the connection failed before it opened");
+    code = interrupted_ ? exit_failure : exit_connect_failed;
+  } else {
+    if (rss_end_ == 0) rss_end_ = resident_kib();
+    print_report(own_server);
+    if (!passed()) code = exit_failure;
+  }
+  // Clients still holding a connection (an abort) report to handlers that use `this`; in
+  // `done` those handlers only count, and never reach for a client already destroyed.
+  phase_ = Phase::done;
+  for (Slot& s : slots_) s.client.reset();
+  return code;
+}
+
+}  // namespace
+
+CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
+  CLI::App* cmd = app.add_subcommand(
+      "soak", "Run a paced, verified echo session for a while and report every message's fate");
+  cmd->footer(
+      "Method:\n"
+      "  Without URL an echo server of its own is started on 127.0.0.1 (a free port).\n"
+      "  --connections connections (reconnecting with backoff from 100 ms to 2 s when one\n"
+      "  drops) send --rate text messages per second in total, spread over them in turn\n"
+      "  and paced by a timer, each one\n"
+      "    {\"seq\":N,\"conn\":C,\"ts\":UNIX_MS,\"data\":\"<--size letters>\",\"sum\":\"CRC\"}\n"
+      "  where N counts from 1 per connection and CRC is the CRC-32 (8 hex digits) of\n"
+      "  everything before ',\"sum\"'. Every echo is checked: checksum, exact match with\n"
+      "  what was sent, order, gaps and duplicates. After --duration, sending stops,\n"
+      "  echoes still on their way are awaited (at most 5 s), and each connection\n"
+      "  closes with 1000. SIGINT/SIGTERM stop sending early and report; a second\n"
+      "  signal exits at once (1).\n"
+      "\nReport (stdout):\n"
+      "  sent, received, verified (came back intact, in order, once), corrupted\n"
+      "  (altered, out of order, duplicated, or never sent), lost (never came back,\n"
+      "  e.g. in flight on a connection that dropped), pings (keepalive PINGs sent),\n"
+      "  pongs (PONGs received), reconnects, the latency from send to echo, and the\n"
+      "  resident memory of this process (KiB) when sending starts and when it ends.\n"
+      "  --json prints instead one JSON object, the last line of stdout, with keys\n"
+      "  sent, received, verified, corrupted, lost, pings, pongs, reconnects, p99_us,\n"
+      "  rss_start_kb, rss_end_kb. On a terminal a progress bar is shown meanwhile.\n"
+      "  Exit 0 only when verified == sent > 0 and nothing was corrupted or lost (or\n"
+      "  refused by backpressure); 1 otherwise; 2 when a connection fails before it\n"
+      "  first opened.\n" +
+      tls_client_help() + trace_help() + "\n" + values_help() + "\n" + exit_codes_footer());
+  cmd->add_option("url", config.url,
+                  "ws://... or wss://... of an echo server (default: one of our own)")
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            std::string error;
+            return parse_websocket_url(url, &error) ? std::string() : error;
+          },
+          ""))
+      ->type_name("URL");
+  cmd->add_option("-d,--duration", config.duration, "How long to send")
+      ->type_name("DUR")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            auto d = parse_duration(value);
+            if (d && d->count() > 0) return {};
+            return "invalid duration '" + value + "': use a positive duration, e.g. 1m";
+          },
+          ""))
+      ->capture_default_str();
+  cmd->add_option("-r,--rate", config.rate, "Messages per second, over all connections")
+      ->check(CLI::Range(0.01, 1e6))
+      ->capture_default_str();
+  cmd->add_option("--ping-interval", config.ping_interval,
+                  "Send a keepalive PING this often on each connection (0 disables)")
+      ->type_name("DUR")
+      ->check(duration_check())
+      ->capture_default_str();
+  cmd->add_option("--pong-timeout", config.pong_timeout,
+                  "A connection silent this long after a PING is dead (and reconnects)")
+      ->type_name("DUR")
+      ->check(duration_check())
+      ->capture_default_str();
+  cmd->add_option("--connect-timeout", config.connect_timeout,
+                  "Bound on DNS + TCP connect + opening handshake")
+      ->type_name("DUR")
+      ->check(duration_check())
+      ->capture_default_str();
+  cmd->add_option("-c,--connections", config.connections, "Connections")
+      ->check(CLI::Range(1u, 10000u))
+      ->capture_default_str();
+  cmd->add_option("--payload", config.payload, "Message format (json only)")
+      ->check(CLI::IsMember({"json"}))
+      ->capture_default_str();
+  cmd->add_option("--size", config.size, "Letters in each message's data field")
+      ->type_name("BYTES")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            auto n = parse_bytes(value);
+            if (n && *n <= (std::uint64_t{1} << 20)) return {};
+            return "invalid size '" + value + "': use 1 to 1M";
+          },
+          ""))
+      ->capture_default_str();
+  add_tls_client_flags(cmd, config.tls);
+  cmd->add_flag("--compress", config.compress, "Offer permessage-deflate compression");
+  cmd->add_flag("--json", config.json, "Print the report as one JSON object (last line)");
+  cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
+  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
+  cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
+  return cmd;
+}
+
+int run_soak(const SoakConfig& config) {
+  std::optional<OwnEchoServer> own;
+  std::string url = config.url;
+  if (url.empty()) {
+    own.emplace();
+    std::string error;
+    if (!own->start(&error)) {
+      print_error_line("error: " + error);
+      return exit_failure;
+    }
+    url = own->url();
+  }
+  EventLoop loop;
+  Soak soak(config, loop, url);
+  return soak.run(own.has_value());
+}
+
+}  // namespace tether::cli
