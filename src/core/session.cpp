@@ -138,8 +138,13 @@ void Session::handle_client_handshake(MutableByteView& data) {
   auto status = client_hs_->receive(data, consumed);
   if (status == ClientHandshake::Status::incomplete) return;
   if (status == ClientHandshake::Status::failed) {
-    handler_.on_error(client_hs_->http_status(), client_hs_->error());
-    finish(close_code::abnormal, client_hs_->error(), true);
+    // A refusal's body usually says why (auth, rate limit): its first line joins the error.
+    std::string why = client_hs_->error();
+    std::string_view body = client_hs_->body();
+    body = body.substr(0, std::min(body.find_first_of("\r\n"), std::size_t{200}));
+    if (!body.empty()) why.append(": ").append(body);
+    handler_.on_error(client_hs_->http_status(), why);
+    finish(close_code::abnormal, why, true);
     return;
   }
   subprotocol_ = client_hs_->subprotocol();

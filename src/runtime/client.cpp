@@ -178,7 +178,7 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
     cap = std::min(cap, static_cast<double>(options.reconnect.max_delay.count()));
     Duration delay(static_cast<Duration::rep>(
         std::uniform_real_distribution<double>(0, std::max(cap, 1.0))(rng)));
-    if (handlers.on_reconnect) handlers.on_reconnect(failures, delay);  // failures >= 1 here
+    if (handlers.on_reconnect) handlers.on_reconnect(std::max(failures, 1u), delay);
     say(LogLevel::info, "reconnecting in " + std::to_string(delay.count()) + " ms");
     retry_timer = loop.call_after(delay, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->start_attempt();

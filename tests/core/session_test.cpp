@@ -84,6 +84,7 @@ TEST(Session, ServerRefusalReachesClientWithStatus) {
   ASSERT_TRUE(ce.error);
   EXPECT_EQ(ce.error->first, 401);
   EXPECT_NE(ce.error->second.find("401"), std::string::npos);
+  EXPECT_NE(ce.error->second.find("token required"), std::string::npos);  // the body's reason
   ASSERT_NE(client.client_handshake(), nullptr);
   EXPECT_EQ(client.client_handshake()->body(), "token required");
   EXPECT_EQ(client.state(), SessionState::closed);
