@@ -52,8 +52,8 @@ class EventLoop {
   void stop();
   /// Runs `fn` on the loop thread during a later turn, in posting order. Any thread.
   void post(std::function<void()> fn);
-  /// Whether the calling thread is the one inside run(). While run() is not active (before it
-  /// starts, after it returns) every thread counts, as there is no loop thread to race with.
+  /// Whether the calling thread is the one inside run(). False for every thread while run() is
+  /// not active, so the library's any-thread calls post their work to the next run() then.
   bool is_loop_thread() const noexcept;
 
   /// Time read once per turn (steady clock), so every handler of a turn sees the same now.

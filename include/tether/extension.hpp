@@ -51,6 +51,14 @@ class MessageTransform {
 
   /// Bytes of memory this transform holds (for reporting; 0 when not tracked).
   virtual std::size_t memory_used() const { return 0; }
+
+  /// The most wire bytes a message of `decoded_limit` bytes can take once encoded, so that the
+  /// frame decoder does not refuse a message that is within the limit after decoding (stored
+  /// DEFLATE blocks are a few bytes longer than their content). The decoded size is still
+  /// held to the limit by decode().
+  virtual std::uint64_t max_encoded_size(std::uint64_t decoded_limit) const {
+    return decoded_limit;
+  }
 };
 
 /// Configuration of one extension on an endpoint; creates per-connection transforms.

@@ -103,6 +103,8 @@ class DeflateTransform final : public MessageTransform {
   /// Estimated zlib memory of the allocated directions: compressor
   /// (1 << (bits + 2)) + (1 << (mem_level + 9)), decompressor (1 << bits) + 7 KiB.
   std::size_t memory_used() const override;
+  /// DEFLATE expands incompressible data by 5 bytes per stored block of up to 64 KiB.
+  std::uint64_t max_encoded_size(std::uint64_t decoded_limit) const override;
 
   const DeflateAgreement& agreement() const noexcept { return agreed_; }
   /// Window bits our compressor is limited to (8..15; zlib runs 8 as 9, see the file comment).

@@ -195,6 +195,7 @@ class Session {
   void on_frame_complete();
   void deliver_control();
   void open();
+  void apply_transform_limits();
   void fail(std::uint16_t code, std::string_view message);
   void finish(std::uint16_t code, std::string_view reason, bool abort = false);
   void write_close(std::uint16_t code, std::string_view reason);
@@ -218,7 +219,8 @@ class Session {
   std::vector<QueuedMessage> queue_;  // messages waiting to be encoded, fragment by fragment
   std::size_t queue_head_ = 0;
   std::size_t queued_bytes_ = 0;
-  std::uint64_t streamed_ = 0;  // bytes of the current message already given to on_fragment
+  std::uint64_t streamed_ = 0;
+  std::uint64_t message_wire_bytes_ = 0;  // untransformed message under a transform: its size  // bytes of the current message already given to on_fragment
   std::unique_ptr<MessageTransform> transform_;
   std::unique_ptr<ClientHandshake> client_hs_;
   std::unique_ptr<ServerHandshake> server_hs_;

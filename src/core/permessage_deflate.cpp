@@ -436,4 +436,11 @@ std::unique_ptr<MessageTransform> PerMessageDeflate::server_accept(
   return std::make_unique<DeflateTransform>(Role::server, agreed, options_);
 }
 
+std::uint64_t DeflateTransform::max_encoded_size(std::uint64_t decoded_limit) const {
+  // Generous: a 5-byte header per 8 KiB (zlib's stored blocks are larger) plus a margin for
+  // the final empty block and the flush marker.
+  std::uint64_t extra = decoded_limit / 8192 * 5 + 256;
+  return decoded_limit > UINT64_MAX - extra ? UINT64_MAX : decoded_limit + extra;
+}
+
 }  // namespace tether

@@ -67,12 +67,18 @@ Session::Session(Role role, SessionOptions options, SessionHandler& handler,
       decoder_(role, options.max_message_size),
       transform_(std::move(transform)),
       role_(role) {
-  decoder_.set_rsv1_allowed(transform_ != nullptr);
+  apply_transform_limits();
   state_ = SessionState::open;
   was_open_ = true;
 }
 
 Session::~Session() = default;
+
+void Session::apply_transform_limits() {
+  decoder_.set_rsv1_allowed(transform_ != nullptr);
+  decoder_.set_max_message_size(transform_ ? transform_->max_encoded_size(options_.max_message_size)
+                                           : options_.max_message_size);
+}
 
 // ---- input ----------------------------------------------------------------------------
 
@@ -127,7 +133,7 @@ void Session::handle_server_handshake(MutableByteView& data) {
   out_.append(as_bytes(response));
   subprotocol_ = decision.subprotocol;
   transform_ = server_hs_->take_transform();
-  decoder_.set_rsv1_allowed(transform_ != nullptr);
+  apply_transform_limits();
   server_hs_.reset();
   data = data.subspan(consumed);
   open();
@@ -149,7 +155,7 @@ void Session::handle_client_handshake(MutableByteView& data) {
   }
   subprotocol_ = client_hs_->subprotocol();
   transform_ = client_hs_->take_transform();
-  decoder_.set_rsv1_allowed(transform_ != nullptr);
+  apply_transform_limits();
   client_hs_.reset();
   data = data.subspan(consumed);
   open();
@@ -175,6 +181,7 @@ void Session::receive_frames(MutableByteView data) {
         } else if (decoder_.frame_starts_message()) {
           message_type_ = static_cast<MessageType>(h.opcode);
           message_transformed_ = h.rsv1;
+          message_wire_bytes_ = 0;
           message_first_piece_ = true;
           streamed_ = 0;
           message_.clear();
@@ -182,6 +189,13 @@ void Session::receive_frames(MutableByteView data) {
         }
         direct_ = {};
         if (options_.trace && h.length == 0) trace(false, h, {});
+        // With a transform the decoder allows for encoding overhead; an untransformed message
+        // is still held to the exact limit here.
+        if (transform_ && !is_control(h.opcode) && !message_transformed_) {
+          message_wire_bytes_ += h.length;
+          if (message_wire_bytes_ > options_.max_message_size)
+            return fail(close_code::message_too_big, "message exceeds the size limit");
+        }
         break;
       }
       case FrameDecoder::Status::payload:

@@ -270,11 +270,11 @@ void EventLoop::post(std::function<void()> fn) {
   if (was_empty) impl_->wake();
 }
 
-// While run() is not active there is no loop thread to race with, so every thread may act as
-// the owner (set up before run(), tear down after it returns).
+// Only the thread inside run(). Counting every thread as the owner while run() is not active
+// raced: a thread started to run the loop may enter run() while another thread, told it was
+// "the loop thread", touches the timers directly. Off the loop, work is posted instead.
 bool EventLoop::is_loop_thread() const noexcept {
-  auto id = impl_->loop_thread.load();
-  return id == std::thread::id{} || id == std::this_thread::get_id();
+  return impl_->loop_thread.load() == std::this_thread::get_id();
 }
 
 EventLoop::TimerId EventLoop::call_at(TimePoint when, std::function<void()> fn) {

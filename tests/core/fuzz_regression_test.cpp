@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/session_harness.hpp"
+#include "tether/permessage_deflate.hpp"
 #include "tether/session.hpp"
 
 namespace tether {
@@ -36,7 +37,9 @@ class Chunks {
  public:
   explicit Chunks(std::uint8_t spec) : state_(spec >> 3) {
     const unsigned mode = spec & 7;
-    max_ = mode == 0 ? std::numeric_limits<std::size_t>::max() : mode == 1 ? 1 : std::size_t{1} << mode;
+    max_ = mode == 0   ? std::numeric_limits<std::size_t>::max()
+           : mode == 1 ? 1
+                       : std::size_t{1} << mode;
   }
   std::size_t next() {
     if (max_ == std::numeric_limits<std::size_t>::max() || max_ == 1) return max_;
@@ -52,7 +55,8 @@ class Chunks {
 // The fuzz target's application: echoes messages and pings, closes after `close_after`.
 class EchoThenClose final : public SessionHandler {
  public:
-  EchoThenClose(Session*& session, std::size_t close_after) : session_(session), close_after_(close_after) {}
+  EchoThenClose(Session*& session, std::size_t close_after)
+      : session_(session), close_after_(close_after) {}
   void on_message(MessageType type, ByteView payload) override { deliver(type, payload); }
   void on_fragment(MessageType type, ByteView data, bool first, bool last) override {
     if (first) streamed_.clear();
@@ -166,10 +170,10 @@ TEST(FuzzRegression, DeferredCloseIsDroppedWhenTheConnectionAborts) {
 TEST(FuzzRegression, FrameServerInputWithSecondCloseAfterDeferredClose) {
   // fuzz/regressions/fuzz_frame_server/second-close-after-deferred-close: echo, close after
   // one message, 7-byte fragments; a binary message, then a frame with RSV bits set.
-  const std::vector<std::uint8_t> input = {
-      0xfb, 0x00, 0x21, 0x8a, 0x82, 0x8a, 0x09, 0x09, 0x7b, 0x7b, 0x7a, 0x7b, 0x7b,
-      0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0xda, 0x7b, 0x7b, 0x7b, 0x7b,
-      0x7b, 0x7b, 0x7b, 0x7b, 0x00, 0x3a, 0x00};
+  const std::vector<std::uint8_t> input = {0xfb, 0x00, 0x21, 0x8a, 0x82, 0x8a, 0x09, 0x09, 0x7b,
+                                           0x7b, 0x7a, 0x7b, 0x7b, 0xda, 0xda, 0xda, 0xda, 0xda,
+                                           0xda, 0xda, 0xda, 0xda, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b,
+                                           0x7b, 0x7b, 0x7b, 0x00, 0x3a, 0x00};
   bool close_is_last = false;
   EXPECT_EQ(count_close_frames(replay_frame_input(Role::server, input), &close_is_last), 1);
   EXPECT_TRUE(close_is_last);
@@ -178,12 +182,44 @@ TEST(FuzzRegression, FrameServerInputWithSecondCloseAfterDeferredClose) {
 TEST(FuzzRegression, FrameClientInputWithSecondCloseAfterDeferredClose) {
   // fuzz/regressions/fuzz_frame_client/second-close-after-deferred-close: the same in the
   // client role; a text message, then a frame with a reserved opcode.
-  const std::vector<std::uint8_t> input = {
-      0xff, 0x29, 0xf7, 0xff, 0x81, 0x08, 0x01, 0x10, 0x00, 0x00, 0x00, 0x00,
-      0x00, 0x00, 0xff, 0x31, 0xff, 0x41, 0x41, 0x00, 0x81, 0x01, 0x26};
+  const std::vector<std::uint8_t> input = {0xff, 0x29, 0xf7, 0xff, 0x81, 0x08, 0x01, 0x10,
+                                           0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x31,
+                                           0xff, 0x41, 0x41, 0x00, 0x81, 0x01, 0x26};
   bool close_is_last = false;
   EXPECT_EQ(count_close_frames(replay_frame_input(Role::client, input), &close_is_last), 1);
   EXPECT_TRUE(close_is_last);
+}
+
+// ---- fuzz_deflate_session: a message at the limit refused for its compressed size ---------
+//
+// fuzz/regressions/fuzz_deflate_session/stored-blocks-message-at-limit: 16384 bytes, limit
+// 16384, compressed at level 0 into stored blocks, so 5 bytes longer on the wire. FrameDecoder
+// holds the wire bytes of every message to max_message_size, the compressed ones included, and
+// closes with 1009 before inflating anything, although the message is within the limit that
+// SessionOptions promises. A Tether client sends exactly this for incompressible data at the
+// limit. Fixed: the decoder allows for DEFLATE's expansion (MessageTransform::max_encoded_size)
+// and the inflated size is held to the limit while inflating.
+TEST(FuzzRegression, CompressedMessageAtTheLimitIsAcceptedWhenItsDeflateIsLarger) {
+  constexpr std::size_t limit = 16384;
+  DeflateOptions stored;
+  stored.compression_level = 0;
+  stored.compress_threshold = 0;
+  DeflateTransform client(Role::client, {}, stored);
+  const std::string message(limit, 'x');
+  std::vector<std::byte> compressed;
+  ASSERT_TRUE(client.encode(MessageType::binary, as_bytes(message), compressed));
+  ASSERT_GT(compressed.size(), limit);
+
+  Recorder rec;
+  SessionOptions o;
+  o.max_message_size = limit;
+  Session s(Role::server, o, rec,
+            std::make_unique<DeflateTransform>(Role::server, DeflateAgreement{}));
+  auto frame = make_frame(0x2, test::text_of(compressed), true, true, true);
+  s.receive(frame);
+  EXPECT_FALSE(rec.error.has_value()) << rec.error->second;
+  ASSERT_EQ(rec.messages.size(), 1u);
+  EXPECT_EQ(rec.messages[0].data, message);
 }
 
 }  // namespace

@@ -128,9 +128,9 @@ TEST(EventLoop, IsLoopThreadOnlyForTheRunningThreadWhileRunning) {
     std::thread([&] { result = loop.is_loop_thread(); }).join();
     return result;
   };
-  // Before run() nothing runs the loop, so whoever sets it up counts as its thread.
-  EXPECT_TRUE(loop.is_loop_thread());
-  EXPECT_TRUE(from_other_thread());
+  // Before run() no thread is the loop thread: work from anywhere is posted to the run.
+  EXPECT_FALSE(loop.is_loop_thread());
+  EXPECT_FALSE(from_other_thread());
 
   bool inside_main = false;
   bool inside_other = true;
@@ -143,7 +143,8 @@ TEST(EventLoop, IsLoopThreadOnlyForTheRunningThreadWhileRunning) {
   EXPECT_TRUE(inside_main);
   EXPECT_FALSE(inside_other);
 
-  EXPECT_TRUE(from_other_thread());
+  EXPECT_FALSE(loop.is_loop_thread());
+  EXPECT_FALSE(from_other_thread());
 }
 
 TEST(EventLoop, PostFromLoopThreadRunsInALaterTurn) {
