@@ -20,7 +20,7 @@ cmake -S "$TETHER_ROOT" -B "$tsan" -DTETHER_WERROR=ON -DCMAKE_BUILD_TYPE=RelWith
 cmake --build "$tsan" -j"$(nproc)" --target runtime_tests
 echo "== running the runtime tests under ThreadSanitizer"
 # halt_on_error: a data race fails the test instead of only printing a report.
-(cd "$tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+(cd "$tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$TETHER_ROOT/scripts/tsan.supp" \
   ctest --output-on-failure -j"$(nproc)" --timeout 600 -L runtime "$@")
 
 asan="$TETHER_ROOT/build/asan"
