@@ -110,13 +110,15 @@ struct Prediction {
   std::optional<std::uint16_t> peer_close;
   bool done = false;  // an error or a CLOSE was predicted: the rest is never read
 
-  // `wire_size`: the payload bytes on the wire. FrameDecoder holds those to the limit too,
-  // before inflating, so a message at the limit whose compressed form came out larger (stored
-  // blocks, incompressible data) is refused; see docs/FUZZING.md.
-  void message(MessageType type, std::string text, std::size_t wire_size, std::uint64_t max) {
+  // `wire_size`: the payload bytes on the wire, which the frame decoder holds to `wire_limit`
+  // before any inflating: the limit itself for an uncompressed message, and for a compressed
+  // one the limit plus the transform's allowance for DEFLATE's expansion.
+  void message(MessageType type, std::string text, std::size_t wire_size, std::uint64_t wire_limit,
+               std::uint64_t max) {
     if (done) return;
     const bool bad_text = type == MessageType::text && !is_valid_utf8(as_bytes(text));
-    if (text.size() > max || wire_size > max) error_codes.push_back(close_code::message_too_big);
+    if (text.size() > max || wire_size > wire_limit)
+      error_codes.push_back(close_code::message_too_big);
     if (bad_text) error_codes.push_back(close_code::invalid_payload);
     done = !error_codes.empty();
     if (!done) messages.emplace_back(type, std::move(text));
@@ -165,6 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::unique_ptr<MessageTransform> server_transform =
       server_ext.server_accept(offers->front(), params);
   FUZZ_CHECK(server_transform != nullptr);
+  const std::uint64_t compressed_limit = server_transform->max_encoded_size(max);
+  FUZZ_CHECK(compressed_limit >= max);
   const auto answer =
       parse_extension_header("permessage-deflate" + (params.empty() ? "" : "; " + params));
   FUZZ_CHECK(answer && answer->size() == 1);
@@ -218,7 +222,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         } else {
           frame(static_cast<unsigned>(type), true, true, z);
         }
-        if (well_formed) predicted.message(type, std::move(plain), z.size(), max);
+        if (well_formed) predicted.message(type, std::move(plain), z.size(), compressed_limit, max);
         break;
       }
       case 2: {
@@ -226,7 +230,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (which == 3) {
           const MessageType type = (kind & 0x10) ? MessageType::binary : MessageType::text;
           frame(static_cast<unsigned>(type), true, false, bytes);
-          if (well_formed) predicted.message(type, std::string(bytes), bytes.size(), max);
+          if (well_formed) predicted.message(type, std::string(bytes), bytes.size(), max, max);
           break;
         }
         constexpr unsigned opcodes[3] = {9, 10, 8};

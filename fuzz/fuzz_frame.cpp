@@ -38,11 +38,13 @@ enum Flags : std::uint8_t {
   echo = 8,        // the application sends every message and ping back from its callbacks
   app_close = 16,  // the application closes after a few messages (see close_after)
   small_fragments = 32,
-  tick = 64,  // time advances 7 s per chunk: keepalive PINGs, pong and close timeouts
+  tick = 64,  // time advances 7 s per tick, 1-4 ticks per chunk (see ticks_per_chunk)
   partial_writes = 128,
 };
 enum Flags2 : std::uint8_t {
   decoder_rsv1 = 1,  // the standalone decoder allows RSV1 (the session has no extension)
+  // bits 1-2: close_after - 1; bits 3-4: ticks_per_chunk - 1. One tick per chunk keeps the
+  // peer alive (every read counts); more, and a PING goes unanswered into the pong timeout.
 };
 
 // Small enough that a few fragments of a short input reach it.
@@ -328,13 +330,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::byte> buf = to_bytes(wire);  // receive() unmasks in place
   std::vector<std::byte> log;                   // everything the session wrote, in order
   TimePoint now{};
+  const int ticks_per_chunk = 1 + (flags2 >> 3 & 3);
   std::size_t pos = 0;
   while (pos < buf.size()) {
     const std::size_t n = std::min(session_chunks.next(), buf.size() - pos);
     session.receive(MutableByteView(buf.data() + pos, n));
     pos += n;
     if (handler.errors) FUZZ_CHECK(session.state() == SessionState::closed);
-    if (flags & tick) {
+    for (int i = 0; (flags & tick) && i < ticks_per_chunk; ++i) {
       now += std::chrono::seconds(7);
       session.tick(now);
       (void)session.next_deadline();

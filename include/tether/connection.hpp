@@ -77,6 +77,13 @@ class Connection {
   virtual const std::string& target() const noexcept = 0;
   /// Subprotocol agreed in the handshake, empty when none.
   virtual const std::string& subprotocol() const noexcept = 0;
+  /// wss:// only: the TLS handshake resumed an earlier session (an abbreviated handshake,
+  /// RFC 8446 §2.2 / RFC 5246 §7.3) instead of a full one with certificates. Always false for
+  /// ws://. Set before on_open is called (the TLS handshake ends before the WebSocket one) and
+  /// never changes afterwards; false before. A Client resumes when it reconnects to the same
+  /// host and port (see TlsClientOptions); a Server when it accepts the client's session.
+  /// Any thread.
+  virtual bool tls_session_resumed() const noexcept = 0;
 
   /// Application data attached to the connection (set it in on_open). Any thread.
   void set_user_data(std::shared_ptr<void> data) {

@@ -454,6 +454,8 @@ void ConnectionImpl::on_handshake(const HttpRequestHead& request,
 
 void ConnectionImpl::on_open() {
   opened_at_ = loop_.now();
+  // The WebSocket handshake travels inside TLS, so the TLS handshake is over by now.
+  if (tls_) tls_resumed_.store(tls_->session_reused(), std::memory_order_release);
   open_.store(true, std::memory_order_release);  // the owner may send (offline queue)
   if (owner_ && !owner_->on_connection_open(*this)) {
     open_.store(false, std::memory_order_release);

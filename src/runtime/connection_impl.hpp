@@ -89,6 +89,9 @@ class ConnectionImpl final : public Connection,
   const std::string& remote_address() const noexcept override { return remote_; }
   const std::string& target() const noexcept override { return target_; }
   const std::string& subprotocol() const noexcept override { return session_.subprotocol(); }
+  bool tls_session_resumed() const noexcept override {
+    return tls_resumed_.load(std::memory_order_acquire);
+  }
 
  private:
   // Work handed over from other threads.
@@ -149,6 +152,8 @@ class ConnectionImpl final : public Connection,
   TimePoint timer_at_{};
   std::atomic<bool> open_{false};
   std::atomic<bool> finished_{false};
+  // Copied from the channel, which only the loop thread may touch, before on_open.
+  std::atomic<bool> tls_resumed_{false};
   std::atomic<std::size_t> buffered_{0};  // session bytes, published after each loop action
   bool flush_scheduled_ = false;
   bool want_write_ = false;

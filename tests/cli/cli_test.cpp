@@ -44,6 +44,25 @@ TEST(CliServe, SigtermClosesClientsWith1001AndBothExitZero) {
   EXPECT_EQ(client->err(), "");
 }
 
+// Past --max-connections, the upgrade is refused with 503 before the WebSocket handshake; the
+// open connection is not affected.
+TEST(CliServe, MaxConnectionsRefusesTheNextUpgradeWith503) {
+  Served s = serve({"--max-connections", "1"});
+  auto first = run_tether({"connect", s.url()});
+  first->write_stdin("one\n");
+  ASSERT_TRUE(first->wait_line_containing(Stream::out, "one")) << first->err();
+  auto second = run_tether({"connect", s.url()});
+  EXPECT_EQ(second->wait_exit(), 2);
+  EXPECT_EQ(count_lines(second->err()), 1u) << second->err();
+  EXPECT_NE(second->err().find("503"), std::string::npos) << second->err();
+  first->write_stdin("still here\n");
+  ASSERT_TRUE(first->wait_line_containing(Stream::out, "still here")) << first->err();
+  first->close_stdin();
+  EXPECT_EQ(first->wait_exit(), 0) << first->err();
+  s.child->signal(SIGTERM);
+  EXPECT_EQ(s.child->wait_exit(), 0);
+}
+
 // ---- connect --------------------------------------------------------------------------
 
 TEST(CliConnect, SendsStdinLinesAndPrintsTheEchoesInOrderThenExitsZeroAtEof) {

@@ -9,9 +9,9 @@
 namespace tether::cli_test {
 namespace {
 
-const std::vector<std::string> report_keys = {"sent",   "received",     "verified",  "corrupted",
-                                              "lost",   "pings",        "pongs",     "reconnects",
-                                              "p99_us", "rss_start_kb", "rss_end_kb"};
+const std::vector<std::string> report_keys = {
+    "sent",  "received",   "verified", "corrupted",    "lost",        "pings",
+    "pongs", "reconnects", "p99_us",   "rss_start_kb", "rss_warm_kb", "rss_end_kb"};
 
 nlohmann::json soak_report(const Child& child) {
   nlohmann::json report = last_json_line(child.out());
@@ -33,6 +33,7 @@ void expect_passed(const nlohmann::json& report) {
   EXPECT_EQ(report["corrupted"], 0) << report.dump();
   EXPECT_EQ(report["lost"], 0) << report.dump();
   EXPECT_GT(report.value("rss_start_kb", 0u), 0u) << report.dump();
+  EXPECT_GT(report.value("rss_warm_kb", 0u), 0u) << report.dump();
   EXPECT_GT(report.value("rss_end_kb", 0u), 0u) << report.dump();
 }
 

@@ -18,6 +18,7 @@ struct ServeConfig {
   std::string ping_interval = "30s";
   std::string pong_timeout = "10s";
   std::string max_message = "16777216";
+  std::size_t max_connections = 10000;
   std::vector<std::string> subprotocols;
   std::string tls_cert;
   std::string tls_key;

@@ -59,6 +59,11 @@ CLI::App* add_serve_command(CLI::App& app, ServeConfig& config) {
       ->type_name("BYTES")
       ->check(bytes_check())
       ->capture_default_str();
+  cmd->add_option("--max-connections", config.max_connections,
+                  "Most open connections; upgrades beyond it get HTTP 503")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--subprotocol", config.subprotocols,
                   "A subprotocol the server speaks; repeat for several, in preference order")
       ->type_name("NAME")
@@ -96,6 +101,7 @@ int run_serve(const ServeConfig& config) {
   options.session.ping_interval = *parse_duration(config.ping_interval);
   options.session.pong_timeout = *parse_duration(config.pong_timeout);
   options.session.max_message_size = *parse_bytes(config.max_message);
+  options.max_connections = config.max_connections;
   options.subprotocols = config.subprotocols;
   // The server cannot slow a sender down (it reads whatever arrives), so echoes wait here
   // until the client reads them: room for bursts of the largest messages, and a client that
