@@ -23,7 +23,7 @@ port=$((20000 + RANDOM % 20000))
 "$tether" serve --port "$port" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" \
   2>"$work/serve.err" &
 server_pid=$!
-until grep -q listening "$work/serve.err"; do
+until grep -qs listening "$work/serve.err"; do
   kill -0 "$server_pid" || { cat "$work/serve.err"; exit 1; }
   sleep 0.1
 done

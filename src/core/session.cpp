@@ -16,7 +16,8 @@ std::array<std::byte, 4> random_mask() {
   thread_local std::array<std::byte, 1024> pool;
   thread_local std::size_t used = pool.size();
   if (used == pool.size()) {
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(pool.data()), static_cast<int>(pool.size())) != 1)
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(pool.data()), static_cast<int>(pool.size())) !=
+        1)
       throw std::runtime_error("tether: OpenSSL RAND_bytes failed");
     used = 0;
   }
@@ -30,6 +31,58 @@ constexpr std::size_t trace_head = 32;
 // An idle connection should not keep the memory of its largest message alive.
 constexpr std::size_t keep_idle_capacity = 64 * 1024;
 
+// Buffers above keep_idle_capacity that a session gives up once its message is delivered or
+// written. Freed at once, a steady stream of large messages would pay a malloc and a free per
+// message, and glibc would trim and regrow the heap top (a brk pair) as often. Kept here, up to
+// 4 MiB of each kind per thread, they serve the next large message of any session on the
+// thread: memory bounded per thread, none held by idle connections.
+template <typename Buffer>
+struct SparePool {
+  static constexpr std::size_t max_bytes = std::size_t{4} << 20;
+  static constexpr std::size_t max_count = 64;
+  std::vector<Buffer> items;
+  std::size_t bytes = 0;
+
+  // Takes `b` (empty, above keep_idle_capacity) if it fits the budget.
+  bool keep(Buffer& b) {
+    const std::size_t cap = b.capacity();
+    if (cap > max_bytes - bytes || items.size() >= max_count) return false;
+    if (items.capacity() < max_count) items.reserve(max_count);
+    items.push_back(std::move(b));
+    bytes += cap;
+    return true;
+  }
+  // Only for a buffer that holds no storage: nothing is lost by replacing it.
+  void lend(Buffer& b) {
+    if (b.capacity() != 0 || items.empty()) return;
+    b = std::move(items.back());
+    items.pop_back();
+    bytes -= b.capacity();
+  }
+};
+
+struct SpareBuffers {
+  SparePool<std::vector<std::byte>> messages;
+  SparePool<ByteBuffer> outputs;
+};
+
+SpareBuffers& spares() {
+  thread_local SpareBuffers s;
+  return s;
+}
+
+void give_back(std::vector<std::byte>& v) {
+  if (v.capacity() <= keep_idle_capacity) return;
+  v.clear();
+  spares().messages.keep(v);
+  std::vector<std::byte>().swap(v);  // moved-from or refused: either way, no storage kept
+}
+
+void give_back(ByteBuffer& b) {
+  if (!b.empty() || b.capacity() <= keep_idle_capacity) return;
+  if (spares().outputs.keep(b)) b = ByteBuffer();  // a moved-from ByteBuffer keeps its sizes
+  b.shrink_if_idle(keep_idle_capacity);
+}
 }  // namespace
 
 struct Session::QueuedMessage {
@@ -38,9 +91,7 @@ struct Session::QueuedMessage {
   std::size_t offset = 0;
   MessageType type = MessageType::binary;
   bool rsv1 = false;
-  ByteView view() const {
-    return text.empty() ? ByteView(bytes) : as_bytes(text);
-  }
+  ByteView view() const { return text.empty() ? ByteView(bytes) : as_bytes(text); }
 };
 
 Session::Session(SessionOptions options, ClientHandshakeConfig handshake, SessionHandler& handler)
@@ -86,8 +137,10 @@ void Session::receive(MutableByteView data) {
   if (state_ == SessionState::closed || data.empty()) return;
   received_since_ping_ = true;
   if (state_ == SessionState::connecting) {
-    if (server_hs_) handle_server_handshake(data);
-    else handle_client_handshake(data);
+    if (server_hs_)
+      handle_server_handshake(data);
+    else
+      handle_client_handshake(data);
     if (state_ == SessionState::connecting || state_ == SessionState::closed) return;
   }
   receive_frames(data);
@@ -108,8 +161,8 @@ void Session::handle_server_handshake(MutableByteView& data) {
   handler_.on_handshake(server_hs_->request(), offered, decision);
   if (!decision.accept) {
     out_.append(as_bytes(http_error_response(decision.status, decision.body, decision.headers)));
-    std::string why = "upgrade refused by the application with HTTP " +
-                      std::to_string(decision.status);
+    std::string why =
+        "upgrade refused by the application with HTTP " + std::to_string(decision.status);
     handler_.on_error(decision.status, why);
     finish(close_code::abnormal, why);
     return;
@@ -246,6 +299,7 @@ void Session::on_frame_payload(MutableByteView piece) {
   } else if (h.fin && decoder_.frame_starts_message() && piece.size() == h.length) {
     direct_ = piece;  // whole message contiguous in the input: delivered without a copy
   } else {
+    if (message_.capacity() - message_.size() < piece.size()) spares().messages.lend(message_);
     message_.insert(message_.end(), piece.begin(), piece.end());
   }
 }
@@ -272,7 +326,7 @@ void Session::on_frame_complete() {
   }
   direct_ = {};
   message_.clear();
-  if (message_.capacity() > keep_idle_capacity) std::vector<std::byte>().swap(message_);
+  give_back(message_);
 }
 
 void Session::deliver_control() {
@@ -422,7 +476,7 @@ std::optional<TimePoint> Session::next_deadline() const noexcept {
 void Session::consume_output(std::size_t n) {
   out_.consume(std::min(n, out_.size()));
   if (queue_head_ < queue_.size() || close_deferred_) refill();
-  if (out_.empty()) out_.shrink_if_idle(keep_idle_capacity);
+  if (out_.empty()) give_back(out_);
 }
 
 void Session::trace(bool outgoing, const FrameHeader& h, ByteView payload_head) {
@@ -437,6 +491,8 @@ void Session::write_frame(Opcode op, bool fin, bool rsv1, ByteView payload) {
   h.length = payload.size();
   h.masked = role_ == Role::client;
   if (h.masked) h.mask = random_mask();
+  if (out_.capacity() - out_.size() < max_frame_header_size + payload.size())
+    spares().outputs.lend(out_);
   std::byte* dst = out_.prepare(max_frame_header_size + payload.size());
   std::size_t n = encode_frame_header(h, dst);
   if (h.masked) {
@@ -513,10 +569,14 @@ SendStatus Session::enqueue(MessageType type, ByteView payload, std::string* own
   QueuedMessage m;
   m.type = type;
   m.rsv1 = rsv1;
-  if (rsv1) m.bytes.swap(transformed_);
-  else if (owned_text && !owned_text->empty()) m.text = std::move(*owned_text);
-  else if (owned_bytes) m.bytes = std::move(*owned_bytes);
-  else m.bytes.assign(payload.begin(), payload.end());
+  if (rsv1)
+    m.bytes.swap(transformed_);
+  else if (owned_text && !owned_text->empty())
+    m.text = std::move(*owned_text);
+  else if (owned_bytes)
+    m.bytes = std::move(*owned_bytes);
+  else
+    m.bytes.assign(payload.begin(), payload.end());
   queued_bytes_ += payload.size();
   queue_.push_back(std::move(m));
   refill();
