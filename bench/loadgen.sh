@@ -5,6 +5,7 @@
 # msg/s and p99 of each run.
 #   usage: bench/loadgen.sh TETHER WSLOAD [REPS] [SECS] NAME=COMMAND...
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 tether="${1:?usage: $0 TETHER WSLOAD [REPS] [SECS] NAME=COMMAND...}"
 wsload="${2:?usage: $0 TETHER WSLOAD [REPS] [SECS] NAME=COMMAND...}"
 reps="${3:-3}"
@@ -21,13 +22,7 @@ for spec in "$@"; do
     for ((rep = 1; rep <= reps; rep++)); do
       for client in wsload bench; do
         port=$((20000 + RANDOM % 20000))
-        # shellcheck disable=SC2086 # the command is split into words on purpose
-        taskset -c 0 ${cmd//\{port\}/$port} >/dev/null 2>&1 &
-        pid=$!
-        for _ in $(seq 100); do
-          (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-          sleep 0.1
-        done
+        start_server "$cmd" "$port" 0
         if [ "$client" = wsload ]; then
           line=$(taskset -c 1 "$wsload" -p "$port" -c "$c" -s "$s" -k "$k" -m binary -t "$secs" \
             -w 1 2>&1 | tail -n 1)
@@ -42,8 +37,7 @@ for spec in "$@"; do
           p99=$(grep -o '"p99_us":[0-9.]*' <<<"$line" | cut -d: -f2)
           errors=$(grep -o '"errors":[0-9]*' <<<"$line" | cut -d: -f2)
         fi
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        stop_server
         printf '%-8s %-3s x %-5s B x %-2s | rep %d | %-6s | msg/s %10s | p99 us %9s | errors %s\n' \
           "$name" "$c" "$s" "$k" "$rep" "$client" "${rate:-?}" "${p99:-?}" "${errors:-?}"
       done

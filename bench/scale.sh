@@ -8,6 +8,7 @@
 #   usage: bench/scale.sh WSLOAD [-c CONNS] [-t SECS] NAME=COMMAND...
 #   e.g.   bench/scale.sh /tmp/build-peers/wsload tether="build/bench/tether serve --port {port}"
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 wsload="${1:?usage: $0 WSLOAD [-c CONNS] [-t SECS] NAME=COMMAND...}"
 shift
 conns=10000
@@ -35,17 +36,10 @@ for spec in "$@"; do
   name="${spec%%=*}"
   cmd="${spec#*=}"
   port=$((20000 + RANDOM % 20000))
-  # shellcheck disable=SC2086 # the command is split into words on purpose
-  ${cmd//\{port\}/$port} >/dev/null 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-  done
+  start_server "$cmd" "$port"
   line=$("$wsload" -p "$port" -c "$conns" -s 64 -m binary -k 1 -t "$secs" -w 2 \
-    --server-pid "$pid" --label "$name" --connect-timeout 60 2>&1 | tail -n 1) || status=1
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+    --server-pid "$server_pid" --label "$name" --connect-timeout 60 2>&1 | tail -n 1) || status=1
+  stop_server
   echo "$line"
 done
 exit "$status"

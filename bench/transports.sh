@@ -7,6 +7,7 @@
 # Prints one line per run: label, then bench's JSON report.
 #   usage: bench/transports.sh TETHER PEERS_DIR [REPS] [SECS]
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 tether="${1:?usage: $0 TETHER PEERS_DIR [REPS] [SECS]}"
 peers="${2:?usage: $0 TETHER PEERS_DIR [REPS] [SECS]}"
 reps="${3:-3}"
@@ -34,20 +35,13 @@ for ((rep = 1; rep <= reps; rep++)); do
   for run in "${runs[@]}"; do
     IFS='|' read -r label cmd scheme flags <<<"$run"
     port=$((20000 + RANDOM % 20000))
-    # shellcheck disable=SC2086 # commands and flags are split into words on purpose
-    taskset -c 0 ${cmd//\{port\}/$port} >/dev/null 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-      (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-      sleep 0.1
-    done
+    start_server "$cmd" "$port" 0
     # shellcheck disable=SC2086
     report=$(taskset -c 1 "$tether" bench "$scheme://127.0.0.1:$port/" --connections 50 \
       --size 1024 --in-flight 4 --payload json --duration "${secs}s" --warmup 1s --json $flags \
       2>"$work/err" | tail -n 1)
     [ -n "$report" ] || report="failed: $(head -n 1 "$work/err")"
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    stop_server
     printf '%d | %-20s | %s\n' "$rep" "$label" "$report"
   done
 done
