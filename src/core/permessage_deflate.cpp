@@ -294,27 +294,35 @@ TransformStatus DeflateTransform::inflate_into(ByteView in, bool flush_marker_on
         size < max_size
             ? static_cast<std::size_t>(std::min<std::uint64_t>(max_size - size, inflate_chunk))
             : 0;
-    unsigned char probe;  // at the limit: one byte tells whether the message goes past it
-    if (room > 0) {
-      if (size + room > out.capacity()) {
-        // Doubling as usual, but never past the limit: a message at the limit must not cost
-        // twice the limit in capacity.
-        std::size_t cap = std::max(size + room, out.capacity() * 2);
-        if (cap > max_size) cap = std::max<std::size_t>(size + room, max_size);
-        out.reserve(cap);
-      }
+    if (room > 0 && size + room > out.capacity()) {
+      // Doubling as usual, but never past the limit: a message at the limit must not cost
+      // twice the limit in capacity.
+      std::size_t cap = std::max(size + room, out.capacity() * 2);
+      if (cap > max_size) cap = std::max<std::size_t>(size + room, max_size);
+      out.reserve(cap);
+    }
+    // Growing `out` by a chunk zero-fills it, which is wasted when a piece inflates to a few
+    // bytes, as most do. So a call starts in a per-thread scratch chunk and copies what it
+    // produced; once a chunk comes out full, more is likely, and inflate writes into `out`.
+    thread_local std::array<unsigned char, inflate_chunk> scratch;
+    const bool direct = output_full && room > 0;
+    if (direct) {
       out.resize(size + room);
       z.next_out = zptr(out.data() + size);
-      z.avail_out = static_cast<uInt>(room);
     } else {
-      z.next_out = &probe;
-      z.avail_out = 1;
+      z.next_out = scratch.data();
     }
+    // At the limit one byte of room tells whether the message goes past it.
+    z.avail_out = static_cast<uInt>(room > 0 ? room : 1);
     const int rc = inflate(&z, Z_SYNC_FLUSH);
-    if (room > 0) {
-      out.resize(size + room - z.avail_out);
-    } else if (z.avail_out == 0) {
-      return too_big;
+    const std::size_t produced = (room > 0 ? room : 1) - z.avail_out;
+    if (room == 0) {
+      if (produced > 0) return too_big;
+    } else if (direct) {
+      out.resize(size + produced);
+    } else {
+      const auto* p = reinterpret_cast<const std::byte*>(scratch.data());
+      out.insert(out.end(), p, p + produced);
     }
     output_full = z.avail_out == 0;
     switch (rc) {

@@ -52,10 +52,22 @@ struct SparePool {
     bytes += cap;
     return true;
   }
-  // Only for a buffer that holds no storage: nothing is lost by replacing it.
-  void lend(Buffer& b) {
-    if (b.capacity() != 0 || items.empty()) return;
-    b = std::move(items.back());
+  // Into a buffer that holds no storage (nothing is lost by replacing it): the smallest spare
+  // that holds `needed`, and none more than four times that. Without the cap a session with a
+  // 16 KiB limit could hold a 4 MiB spare mid-message; a spare too small would only be
+  // reallocated at once.
+  void lend(Buffer& b, std::size_t needed) {
+    if (b.capacity() != 0) return;
+    std::size_t best = items.size();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const std::size_t cap = items[i].capacity();
+      if (cap >= needed && cap / 4 <= needed &&
+          (best == items.size() || cap < items[best].capacity()))
+        best = i;
+    }
+    if (best == items.size()) return;
+    b = std::move(items[best]);
+    if (best + 1 != items.size()) items[best] = std::move(items.back());
     items.pop_back();
     bytes -= b.capacity();
   }
@@ -299,7 +311,9 @@ void Session::on_frame_payload(MutableByteView piece) {
   } else if (h.fin && decoder_.frame_starts_message() && piece.size() == h.length) {
     direct_ = piece;  // whole message contiguous in the input: delivered without a copy
   } else {
-    if (message_.capacity() - message_.size() < piece.size()) spares().messages.lend(message_);
+    // The frame header tells how much of this frame is still to come.
+    if (message_.capacity() - message_.size() < piece.size())
+      spares().messages.lend(message_, message_.size() + piece.size() + decoder_.remaining());
     message_.insert(message_.end(), piece.begin(), piece.end());
   }
 }
@@ -492,7 +506,7 @@ void Session::write_frame(Opcode op, bool fin, bool rsv1, ByteView payload) {
   h.masked = role_ == Role::client;
   if (h.masked) h.mask = random_mask();
   if (out_.capacity() - out_.size() < max_frame_header_size + payload.size())
-    spares().outputs.lend(out_);
+    spares().outputs.lend(out_, out_.size() + max_frame_header_size + payload.size());
   std::byte* dst = out_.prepare(max_frame_header_size + payload.size());
   std::size_t n = encode_frame_header(h, dst);
   if (h.masked) {

@@ -2,6 +2,9 @@
 // against an in-test server that corrupts echoes, which it must catch.
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
+#include <cstdio>
 #include <regex>
 
 #include "cli/cli_support.hpp"
@@ -69,6 +72,35 @@ TEST(CliSoak, CatchesAnEchoServerThatCorruptsOneMessageInAHundred) {
   const nlohmann::json report = soak_report(*soak);
   EXPECT_GT(report.value("corrupted", 0u), 0u) << report.dump();
   EXPECT_LT(report.value("verified", 0u), report.value("sent", 0u)) << report.dump();
+  EXPECT_EQ(report["lost"], 0) << report.dump();
+}
+
+// An echo server that alters a message and recomputes its embedded checksum, as a buggy
+// re-serialiser would: only the comparison with what was sent catches it.
+TEST(CliSoak, CatchesAlteredMessagesWhoseChecksumWasRecomputed) {
+  ServerBehavior b;
+  auto count = std::make_shared<int>(0);  // loop thread only
+  b.on_message = [count](const ConnectionPtr& c, MessageType type, ByteView payload) {
+    std::string text(as_text(payload));
+    const std::size_t sum = text.rfind(",\"sum\":\"");
+    if (++*count % 20 != 0 || sum == std::string::npos || sum < 2)
+      return void(c->send(type, payload));
+    text[sum - 2] = text[sum - 2] == 'A' ? 'B' : 'A';  // the last character of "data"
+    const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()),
+                            static_cast<uInt>(sum));
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+    text.replace(sum + 8, 8, hex);
+    c->send(type, ByteView(as_bytes(text)));
+  };
+  InProcessServer server(std::move(b));
+  auto soak = run_tether({"soak", server.url(), "--duration", "1s", "--rate", "200",
+                          "--ping-interval", "1s", "--json"});
+  EXPECT_EQ(soak->wait_exit(), 1) << soak->err();
+  const nlohmann::json report = soak_report(*soak);
+  const auto sent = report.value("sent", 0u);
+  EXPECT_EQ(report["corrupted"], sent / 20) << report.dump();
+  EXPECT_EQ(report["verified"], sent - sent / 20) << report.dump();
   EXPECT_EQ(report["lost"], 0) << report.dump();
 }
 

@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,17 +41,22 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+std::uint32_t crc32_of(std::string_view text) {
+  return static_cast<std::uint32_t>(::crc32(::crc32(0L, Z_NULL, 0),
+                                            reinterpret_cast<const Bytef*>(text.data()),
+                                            static_cast<uInt>(text.size())));
+}
+
 std::string crc_hex(std::string_view text) {
-  const uLong crc = ::crc32(::crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()),
-                            static_cast<uInt>(text.size()));
   char hex[9];
-  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc32_of(text)));
   return hex;
 }
 
-// {"seq":N,"conn":C,"ts":UNIX_MS,"data":"...","sum":"CRC32 of all before ,"sum""}
-std::string make_message(std::uint64_t seq, unsigned conn, std::size_t data_size,
-                         std::uint64_t& rng) {
+// {"seq":N,"conn":C,"ts":UNIX_MS,"data":"...","sum":"CRC32 of all before ,"sum""}, into
+// `text`, whose capacity is reused from message to message.
+void make_message(std::string& text, std::uint64_t seq, unsigned conn, std::size_t data_size,
+                  std::uint64_t& rng) {
   static constexpr char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   const auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
@@ -60,8 +64,7 @@ std::string make_message(std::uint64_t seq, unsigned conn, std::size_t data_size
   char head[96];
   std::snprintf(head, sizeof head, "{\"seq\":%" PRIu64 ",\"conn\":%u,\"ts\":%lld,\"data\":\"", seq,
                 conn, static_cast<long long>(unix_ms));
-  std::string text = head;
-  text.reserve(text.size() + data_size + 24);
+  text.assign(head);
   for (std::size_t i = 0; i < data_size; ++i) {
     rng = splitmix64(rng);
     text += alnum[rng % 62];
@@ -71,7 +74,6 @@ std::string make_message(std::uint64_t seq, unsigned conn, std::size_t data_size
   text += sum_field;
   text += sum;
   text += "\"}";
-  return text;
 }
 
 // The checksum holds and the fields can be read: seq and conn, or nullopt for a message whose
@@ -88,23 +90,61 @@ std::optional<Parsed> parse_message(std::string_view text) {
   if (crc_hex(text.substr(0, at)) != text.substr(at + sum_field.size(), 8)) return std::nullopt;
   unsigned long long seq = 0;
   unsigned conn = 0;
-  const std::string head(text.substr(0, std::min<std::size_t>(text.size(), 64)));
-  if (std::sscanf(head.c_str(), "{\"seq\":%llu,\"conn\":%u,", &seq, &conn) != 2)
-    return std::nullopt;
+  // sscanf needs a terminated string; the fields are in the first 64 bytes.
+  char head[65];
+  const std::size_t n = std::min<std::size_t>(text.size(), 64);
+  std::memcpy(head, text.data(), n);
+  head[n] = 0;
+  if (std::sscanf(head, "{\"seq\":%llu,\"conn\":%u,", &seq, &conn) != 2) return std::nullopt;
   return Parsed{seq, conn};
 }
 
+// What an echo is checked against: its text is not kept, only its size and a CRC-32 of all of
+// it (the checksum inside covers only what precedes it), so that the soak's own memory does
+// not move with each message and its RSS measures the library.
 struct SentMessage {
   std::uint64_t seq;
-  std::string text;
+  std::uint32_t crc;
+  std::uint32_t size;
   TimePoint at;
+};
+
+// Messages in flight on one connection, oldest first. A vector consumed from a moving head,
+// compacted in place: once grown to the largest backlog it never allocates again, where a
+// deque allocates and frees a block every few messages.
+class InFlight {
+ public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  std::size_t size() const noexcept { return items_.size() - head_; }
+  void push_back(const SentMessage& m) {
+    if (head_ > 0 && head_ >= items_.size() / 2) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+    items_.push_back(m);
+  }
+  void pop_front() noexcept { ++head_; }
+  void clear() noexcept {
+    items_.clear();
+    head_ = 0;
+  }
+  auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() { return items_.end(); }
+  void erase(std::vector<SentMessage>::iterator it) {
+    if (it == begin()) return pop_front();
+    items_.erase(it);  // out of order: rare, and only a move of what follows
+  }
+
+ private:
+  std::vector<SentMessage> items_;
+  std::size_t head_ = 0;
 };
 
 struct Slot {
   unsigned index = 0;
   std::unique_ptr<Client> client;
   ConnectionPtr connection;  // while open
-  std::deque<SentMessage> outstanding;
+  InFlight outstanding;
   std::uint64_t next_seq = 1;
   bool ever_opened = false;
   bool finished = false;
@@ -190,6 +230,7 @@ class Soak {
   Counters counters_;
   LatencyHistogram latency_;
   std::uint64_t rng_ = 0x50a4;
+  std::string text_;             // the message being sent, its capacity reused
   std::uint64_t attempted_ = 0;  // sends due so far, made or skipped
   std::size_t next_slot_ = 0;
   TimePoint send_start_{};
@@ -278,7 +319,7 @@ void Soak::on_message(Slot& s, MessageType type, ByteView payload) {
   }
   if (it != s.outstanding.begin()) {
     ++counters_.out_of_order;
-  } else if (text != it->text) {
+  } else if (text.size() != it->size || crc32_of(text) != it->crc) {
     ++counters_.altered;  // a consistent checksum over altered content
   } else {
     ++counters_.verified;
@@ -323,11 +364,12 @@ void Soak::tick() {
       ++counters_.skipped;  // reconnecting: nothing to send it on
       continue;
     }
-    std::string text = make_message(s.next_seq, s.index, data_size_, rng_);
+    make_message(text_, s.next_seq, s.index, data_size_, rng_);
     const TimePoint at = Clock::now();
-    const SendResult r = s.connection->send(MessageType::text, ByteView(as_bytes(text)));
+    const SendResult r = s.connection->send(MessageType::text, ByteView(as_bytes(text_)));
     if (r == SendResult::ok) {
-      s.outstanding.push_back({s.next_seq, std::move(text), at});
+      s.outstanding.push_back(
+          {s.next_seq, crc32_of(text_), static_cast<std::uint32_t>(text_.size()), at});
       ++s.next_seq;
       ++counters_.sent;
     } else if (r == SendResult::closed) {
