@@ -595,12 +595,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchConfig& config) {
       tls_client_help() + trace_help() + "\n" + values_help() + "\n" + exit_codes_footer());
   cmd->add_option("url", config.url, "ws://host[:port][/path] or wss://... of an echo server")
       ->required()
-      ->check(CLI::Validator(
-          [](std::string& url) -> std::string {
-            std::string error;
-            return parse_websocket_url(url, &error) ? std::string() : error;
-          },
-          ""))
+      ->check(websocket_url_check())
       ->type_name("URL");
   cmd->add_option("-c,--connections", config.connections, "Connections")
       ->check(CLI::Range(1u, 100000u))
@@ -620,13 +615,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchConfig& config) {
       ->capture_default_str();
   cmd->add_option("-d,--duration", config.duration, "Measured time")
       ->type_name("DUR")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            auto d = parse_duration(value);
-            if (d && d->count() > 0) return {};
-            return "invalid duration '" + value + "': use a positive duration, e.g. 10s";
-          },
-          ""))
+      ->check(positive_duration_check("10s"))
       ->capture_default_str();
   cmd->add_option("-w,--warmup", config.warmup, "Time sending before measuring (0: none)")
       ->type_name("DUR")
@@ -643,9 +632,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchConfig& config) {
   add_tls_client_flags(cmd, config.tls);
   cmd->add_flag("--compress", config.compress, "Offer permessage-deflate compression");
   cmd->add_flag("--json", config.json, "Print the report as one JSON object (last line)");
-  cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
-  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
-  cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
+  add_trace_flags(cmd, config.trace, config.trace_file, config.verbose);
   cmd->callback([&config] {
     if (config.payload == "json" && *parse_bytes(config.size) < json_min_size)
       throw CLI::ValidationError("--size", "--payload json needs --size of at least 56 bytes");

@@ -14,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "tether/client.hpp"
 #include "tether/frame_codec.hpp"
 
 namespace tether::cli {
@@ -129,6 +130,33 @@ CLI::Validator bytes_check() {
                "with K, M or G (1024 multiples), e.g. 16M";
       },
       "");
+}
+
+CLI::Validator positive_duration_check(std::string example) {
+  return CLI::Validator(
+      [example = std::move(example)](std::string& value) -> std::string {
+        auto d = parse_duration(value);
+        if (d && d->count() > 0) return {};
+        return "invalid duration '" + value + "': use a positive duration, e.g. " + example;
+      },
+      "");
+}
+
+CLI::Validator websocket_url_check() {
+  return CLI::Validator(
+      [](std::string& url) -> std::string {
+        std::string error;
+        return parse_websocket_url(url, &error) ? std::string() : error;
+      },
+      "");
+}
+
+void add_trace_flags(CLI::App* cmd, bool& trace, std::string& trace_file, bool& verbose) {
+  cmd->add_flag("--trace", trace, "Print every frame in and out on stderr");
+  cmd->add_option("--trace-file", trace_file,
+                  "Write the --trace lines to this file instead of stderr (created or truncated)")
+      ->type_name("FILE");
+  cmd->add_flag("--verbose", verbose, "Print the library's log lines on stderr");
 }
 
 bool TraceOutput::open(bool to_stderr, const std::string& file, std::string* error) {

@@ -43,6 +43,10 @@ std::optional<std::uint64_t> parse_bytes(std::string_view text);
 /// CLI11 checks built on the parsers above, so bad values are usage errors before anything runs.
 CLI::Validator duration_check();
 CLI::Validator bytes_check();
+/// A duration above zero; the message suggests `example` (e.g. "10s").
+CLI::Validator positive_duration_check(std::string example);
+/// A ws:// or wss:// URL that parse_websocket_url accepts.
+CLI::Validator websocket_url_check();
 
 /// Where --trace and --trace-file send their lines. The file, when one is named, wins over
 /// stderr ("instead"), so a trace can be kept apart from the errors a script looks at.
@@ -60,9 +64,8 @@ class TraceOutput {
   std::shared_ptr<std::FILE> file_;
 };
 
-/// Help text of --trace-file, the same on every command.
-inline constexpr const char* trace_file_help =
-    "Write the --trace lines to this file instead of stderr (created or truncated)";
+/// --trace, --trace-file and --verbose, the same on every command.
+void add_trace_flags(CLI::App* cmd, bool& trace, std::string& trace_file, bool& verbose);
 
 /// The TLS flags of the client commands (connect, bench, soak).
 struct TlsClientFlags {

@@ -561,12 +561,7 @@ CLI::App* add_connect_command(CLI::App& app, ConnectConfig& config) {
       values_help() + "\n" + exit_codes_footer());
   cmd->add_option("url", config.url, "ws://host[:port][/path][?query] or wss://...")
       ->required()
-      ->check(CLI::Validator(
-          [](std::string& url) -> std::string {
-            std::string error;
-            return parse_websocket_url(url, &error) ? std::string() : error;
-          },
-          ""))
+      ->check(websocket_url_check())
       ->type_name("URL");
   cmd->add_option("-H,--header", config.headers,
                   "Extra request header 'Name: value' (auth, cookies, origin); repeatable")
@@ -640,9 +635,7 @@ CLI::App* add_connect_command(CLI::App& app, ConnectConfig& config) {
   every->needs(message);
   message->needs(every);
   count->needs(every);
-  cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
-  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
-  cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
+  add_trace_flags(cmd, config.trace, config.trace_file, config.verbose);
   return cmd;
 }
 

@@ -85,9 +85,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeConfig& config) {
       ->needs(cert);
   cmd->add_flag("--no-compress", config.no_compress,
                 "Decline permessage-deflate even when a client offers it");
-  cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
-  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
-  cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
+  add_trace_flags(cmd, config.trace, config.trace_file, config.verbose);
   return cmd;
 }
 

@@ -624,22 +624,11 @@ CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
       tls_client_help() + trace_help() + "\n" + values_help() + "\n" + exit_codes_footer());
   cmd->add_option("url", config.url,
                   "ws://... or wss://... of an echo server (default: one of our own)")
-      ->check(CLI::Validator(
-          [](std::string& url) -> std::string {
-            std::string error;
-            return parse_websocket_url(url, &error) ? std::string() : error;
-          },
-          ""))
+      ->check(websocket_url_check())
       ->type_name("URL");
   cmd->add_option("-d,--duration", config.duration, "How long to send")
       ->type_name("DUR")
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            auto d = parse_duration(value);
-            if (d && d->count() > 0) return {};
-            return "invalid duration '" + value + "': use a positive duration, e.g. 1m";
-          },
-          ""))
+      ->check(positive_duration_check("1m"))
       ->capture_default_str();
   cmd->add_option("-r,--rate", config.rate, "Messages per second, over all connections")
       ->check(CLI::Range(0.01, 1e6))
@@ -678,9 +667,7 @@ CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
   add_tls_client_flags(cmd, config.tls);
   cmd->add_flag("--compress", config.compress, "Offer permessage-deflate compression");
   cmd->add_flag("--json", config.json, "Print the report as one JSON object (last line)");
-  cmd->add_flag("--trace", config.trace, "Print every frame in and out on stderr");
-  cmd->add_option("--trace-file", config.trace_file, trace_file_help)->type_name("FILE");
-  cmd->add_flag("--verbose", config.verbose, "Print the library's log lines on stderr");
+  add_trace_flags(cmd, config.trace, config.trace_file, config.verbose);
   return cmd;
 }
 
