@@ -36,13 +36,15 @@ deflate=$!
 "$tether" soak "wss://127.0.0.1:$port" --ca "$work/cert.pem" "${common[@]}" >"$work/wss.out" 2>&1 &
 wss=$!
 
-rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null; }
+# VmRSS as anonymous + file-backed KiB: a step in the file part is code or data of the binary and
+# its libraries paged in the first time a path runs, not memory the process allocated.
+rss() { awk '/^RssAnon/{a=$2} /^RssFile/{f=$2} END{if (a != "") print a "+" f}' "/proc/$1/status" 2>/dev/null; }
 seconds=$(case "$duration" in
   *ms) echo 1 ;; *s) echo "${duration%s}" ;; *m) echo $((${duration%m} * 60)) ;; *h) echo $((${duration%h} * 3600)) ;; esac)
 # RSS of the four processes every tenth of the run: a leak grows step after step, a high-water
 # mark (buffers grown once under a burst) steps up once and stays.
 step=$((seconds / 10 > 0 ? seconds / 10 : 1))
-echo "== RSS KiB every ${step}s: ws deflate wss wss-server"
+echo "== RSS KiB (anonymous+file) every ${step}s: ws deflate wss wss-server"
 for ((i = 1; i <= 10; i++)); do
   sleep "$step"
   echo "   t=$((i * step))s $(rss "$ws") $(rss "$deflate") $(rss "$wss") $(rss "$server_pid")"
