@@ -294,19 +294,21 @@ TransformStatus DeflateTransform::inflate_into(ByteView in, bool flush_marker_on
         size < max_size
             ? static_cast<std::size_t>(std::min<std::uint64_t>(max_size - size, inflate_chunk))
             : 0;
-    if (room > 0 && size + room > out.capacity()) {
-      // Doubling as usual, but never past the limit: a message at the limit must not cost
-      // twice the limit in capacity.
-      std::size_t cap = std::max(size + room, out.capacity() * 2);
-      if (cap > max_size) cap = std::max<std::size_t>(size + room, max_size);
+    // Doubling as usual, but never past the limit: a message at the limit must not cost
+    // twice the limit in capacity.
+    const auto grow = [&](std::size_t n) {
+      if (size + n <= out.capacity()) return;
+      std::size_t cap = std::max(size + n, out.capacity() * 2);
+      if (cap > max_size) cap = std::max<std::size_t>(size + n, max_size);
       out.reserve(cap);
-    }
+    };
     // Growing `out` by a chunk zero-fills it, which is wasted when a piece inflates to a few
     // bytes, as most do. So a call starts in a per-thread scratch chunk and copies what it
     // produced; once a chunk comes out full, more is likely, and inflate writes into `out`.
     thread_local std::array<unsigned char, inflate_chunk> scratch;
     const bool direct = output_full && room > 0;
     if (direct) {
+      grow(room);
       out.resize(size + room);
       z.next_out = zptr(out.data() + size);
     } else {
@@ -321,6 +323,7 @@ TransformStatus DeflateTransform::inflate_into(ByteView in, bool flush_marker_on
     } else if (direct) {
       out.resize(size + produced);
     } else {
+      grow(produced);  // only what was produced: a small message leaves a small buffer
       const auto* p = reinterpret_cast<const std::byte*>(scratch.data());
       out.insert(out.end(), p, p + produced);
     }

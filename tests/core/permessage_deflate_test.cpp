@@ -445,6 +445,18 @@ TEST(DeflateTransform, MemoryIsAllocatedLazilyAndFollowsTheSettings) {
   EXPECT_LT(tiny.memory_used(), expected + 1024);
 }
 
+// A small message leaves a small buffer: the connection keeps its message buffer between
+// messages (up to 64 KiB), so growing it by a whole 16 KiB inflate chunk for "Hello" would cost
+// every connection that ever received a compressed message 16 KiB while idle.
+TEST(DeflateTransform, SmallMessageLeavesASmallBuffer) {
+  DeflateTransform t(Role::server, {});
+  std::vector<std::byte> out;
+  const auto wire = unhex("f2 48 cd c9 c9 07 00");  // "Hello", RFC 7692 §7.2.3.1
+  ASSERT_EQ(t.decode(wire, true, out, 16 << 20).close_code, 0);
+  EXPECT_EQ(test::text_of(out), "Hello");
+  EXPECT_LT(out.capacity(), 1024u);
+}
+
 TEST(DeflateTransform, InvalidSettingsThrow) {
   DeflateAgreement bad;
   bad.client_max_window_bits = 16;
