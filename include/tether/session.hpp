@@ -56,6 +56,10 @@ struct SessionOptions {
   Duration close_timeout = std::chrono::seconds(5);
   /// How long the opening handshake may take; 0 disables.
   Duration handshake_timeout = std::chrono::seconds(10);
+  /// Buffers a burst grew (above 1 KiB) are checked this often and freed once an interval
+  /// needed less than half of them, so a connection returns to its size before the burst;
+  /// 0 keeps them for the life of the connection. Costs no timer while buffers are small.
+  Duration buffer_release_interval = std::chrono::seconds(10);
   /// Deliver data messages piece by piece to on_fragment() instead of assembling them.
   bool stream_fragments = false;
   /// Report every frame in and out to on_frame() (the frame trace).
@@ -75,10 +79,10 @@ struct FrameTrace {
 /// The server's answer to an upgrade request, filled by SessionHandler::on_handshake().
 struct HandshakeDecision {
   bool accept = true;
-  std::string subprotocol;           ///< must be one the client offered, or empty
-  std::vector<HttpHeader> headers;   ///< extra response headers
-  int status = 403;                  ///< HTTP status when refusing
-  std::string body;                  ///< body when refusing
+  std::string subprotocol;          ///< must be one the client offered, or empty
+  std::vector<HttpHeader> headers;  ///< extra response headers
+  int status = 403;                 ///< HTTP status when refusing
+  std::string body;                 ///< body when refusing
 };
 
 /// Receives a session's events. Called synchronously from receive(), tick() and the send
@@ -114,6 +118,11 @@ class SessionHandler {
   /// Every frame in and out, with SessionOptions::trace.
   virtual void on_frame(const FrameTrace& frame) { (void)frame; }
 };
+
+/// Bytes held by the calling thread's spare buffers: buffers above 64 KiB that its sessions
+/// gave up, kept for the next large message and freed once they sat unused for 10 s (checked
+/// at the buffer_release_interval of the thread's sessions).
+std::size_t thread_spare_bytes() noexcept;
 
 /// One WebSocket connection, sans I/O. Not thread-safe: one thread drives it (the runtime
 /// adds the cross-thread send queue on top).
@@ -205,6 +214,11 @@ class Session {
   void write_frame(Opcode op, bool fin, bool rsv1, ByteView payload);
   void write_control(Opcode op, ByteView payload);
   void refill();
+  bool holds_burst_buffers() const noexcept;
+  bool release_unarmed() const noexcept {
+    return !release_due_ && options_.buffer_release_interval.count() > 0;
+  }
+  void release_burst_buffers(TimePoint now);
   void handle_server_handshake(MutableByteView& data);
   void handle_client_handshake(MutableByteView& data);
 
@@ -213,14 +227,14 @@ class Session {
   FrameDecoder decoder_;
   Utf8Validator utf8_;
   ByteBuffer out_;
-  std::vector<std::byte> message_;    // assembly buffer, reused across messages
-  std::vector<std::byte> control_;    // control payload split across reads (<= 125 bytes)
+  std::vector<std::byte> message_;  // assembly buffer, reused across messages
+  std::vector<std::byte> control_;  // control payload split across reads (<= 125 bytes)
   std::vector<std::byte> transformed_;
   std::vector<QueuedMessage> queue_;  // messages waiting to be encoded, fragment by fragment
   std::size_t queue_head_ = 0;
   std::size_t queued_bytes_ = 0;
-  std::uint64_t streamed_ = 0;
-  std::uint64_t message_wire_bytes_ = 0;  // untransformed message under a transform: its size  // bytes of the current message already given to on_fragment
+  std::uint64_t streamed_ = 0;  // bytes of the current message already given to on_fragment
+  std::uint64_t message_wire_bytes_ = 0;  // an untransformed message under a transform: its size
   std::unique_ptr<MessageTransform> transform_;
   std::unique_ptr<ClientHandshake> client_hs_;
   std::unique_ptr<ServerHandshake> server_hs_;
@@ -230,6 +244,7 @@ class Session {
   std::optional<TimePoint> next_ping_;
   std::optional<TimePoint> pong_deadline_;
   std::optional<TimePoint> close_deadline_;
+  std::optional<TimePoint> release_due_;  // next look at buffers grown by a burst
   std::uint64_t pings_sent_ = 0;
   std::uint64_t pongs_received_ = 0;
   std::uint16_t close_code_ = close_code::abnormal;
@@ -244,8 +259,13 @@ class Session {
   bool close_deferred_ = false;  // close() waits for queued messages to be encoded first
   std::uint16_t deferred_code_ = close_code::normal;
   std::string deferred_reason_;
-  MutableByteView direct_;  // a whole single-frame message still in the caller's input
+  MutableByteView direct_;    // a whole single-frame message still in the caller's input
   bool timers_dirty_ = true;  // state changed since the last tick: deadlines to (re)arm
+  // The most each buffer held since the last release check (release_burst_buffers).
+  std::size_t out_high_ = 0;
+  std::size_t message_high_ = 0;
+  std::size_t transformed_high_ = 0;
+  std::size_t queue_high_ = 0;
 };
 
 }  // namespace tether

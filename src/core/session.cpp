@@ -2,6 +2,10 @@
 
 #include <openssl/rand.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -30,6 +34,8 @@ std::array<std::byte, 4> random_mask() {
 constexpr std::size_t trace_head = 32;
 // An idle connection should not keep the memory of its largest message alive.
 constexpr std::size_t keep_idle_capacity = 64 * 1024;
+// Buffers up to this size stay with a connection: not worth a timer, a free and a malloc.
+constexpr std::size_t burst_floor = 1024;
 
 // Buffers above keep_idle_capacity that a session gives up once its message is delivered or
 // written. Freed at once, a steady stream of large messages would pay a malloc and a free per
@@ -42,6 +48,7 @@ struct SparePool {
   static constexpr std::size_t max_count = 64;
   std::vector<Buffer> items;
   std::size_t bytes = 0;
+  std::uint64_t uses = 0;  // buffers kept or lent so far: tells an idle pool from a busy one
 
   // Takes `b` (empty, above keep_idle_capacity) if it fits the budget.
   bool keep(Buffer& b) {
@@ -50,7 +57,14 @@ struct SparePool {
     if (items.capacity() < max_count) items.reserve(max_count);
     items.push_back(std::move(b));
     bytes += cap;
+    ++uses;
     return true;
+  }
+  std::size_t release_all() noexcept {
+    const std::size_t n = bytes;
+    items.clear();
+    bytes = 0;
+    return n;
   }
   // Into a buffer that holds no storage (nothing is lost by replacing it): the smallest spare
   // that holds `needed`, and none more than four times that. Without the cap a session with a
@@ -70,12 +84,38 @@ struct SparePool {
     if (best + 1 != items.size()) items[best] = std::move(items.back());
     items.pop_back();
     bytes -= b.capacity();
+    ++uses;
   }
 };
+
+// How long the spares of a thread may sit unused before they are freed.
+constexpr Duration spare_idle_interval = std::chrono::seconds(10);
 
 struct SpareBuffers {
   SparePool<std::vector<std::byte>> messages;
   SparePool<ByteBuffer> outputs;
+  std::uint64_t uses_at_check = 0;
+  std::optional<TimePoint> checked;
+  std::size_t released = 0;
+
+  // Called by the sessions of the thread at their keepalive ticks, with what they freed. The
+  // spares serve a steady stream of large messages; once a whole interval passed without one,
+  // they go. glibc keeps freed memory resident (only a free top of the heap above 128 KiB goes
+  // back by itself), so a burst would leave the process's RSS at its peak for good: whatever
+  // was freed is handed back to the kernel, at most once per interval per thread.
+  void age(TimePoint now, std::size_t freed) {
+    released += freed;
+    if (!checked || now < *checked) checked = now;  // first call, or another clock (tests)
+    if (now - *checked < spare_idle_interval) return;
+    const std::uint64_t uses = messages.uses + outputs.uses;
+    if (uses == uses_at_check) released += messages.release_all() + outputs.release_all();
+    uses_at_check = uses;
+    checked = now;
+#if defined(__GLIBC__)
+    if (released > 0) malloc_trim(0);
+#endif
+    released = 0;
+  }
 };
 
 SpareBuffers& spares() {
@@ -96,6 +136,10 @@ void give_back(ByteBuffer& b) {
   b.shrink_if_idle(keep_idle_capacity);
 }
 }  // namespace
+
+std::size_t thread_spare_bytes() noexcept {
+  return spares().messages.bytes + spares().outputs.bytes;
+}
 
 struct Session::QueuedMessage {
   std::string text;
@@ -299,6 +343,7 @@ void Session::on_frame_payload(MutableByteView piece) {
       handler_.on_fragment(message_type_, produced, message_first_piece_, false);
       message_first_piece_ = false;
       streamed_ += produced.size();
+      message_high_ = std::max(message_high_, message_.size());
       message_.clear();
     }
     return;
@@ -339,8 +384,11 @@ void Session::on_frame_complete() {
     handler_.on_message(message_type_, message_);
   }
   direct_ = {};
+  message_high_ = std::max(message_high_, message_.size());
   message_.clear();
   give_back(message_);
+  if (release_unarmed() && (message_.capacity() > burst_floor || thread_spare_bytes() > 0))
+    timers_dirty_ = true;
 }
 
 void Session::deliver_control() {
@@ -434,6 +482,13 @@ void Session::tick(TimePoint now) {
     case SessionState::closing:
       break;
   }
+  if (state_ == SessionState::open && options_.buffer_release_interval.count() > 0) {
+    if (release_due_ && now >= *release_due_) release_burst_buffers(now);
+    if (!release_due_ || now >= *release_due_)
+      release_due_ = holds_burst_buffers()
+                         ? std::optional<TimePoint>(now + options_.buffer_release_interval)
+                         : std::nullopt;
+  }
   if (state_ == SessionState::closing) {
     if (!close_deadline_) {
       close_deadline_ = now + options_.close_timeout;
@@ -464,6 +519,49 @@ void Session::tick(TimePoint now) {
   }
 }
 
+// Whether a release check is worth arming: a buffer above the floor, or spares on the thread
+// that only a check can free.
+bool Session::holds_burst_buffers() const noexcept {
+  return out_.capacity() > burst_floor || message_.capacity() > burst_floor ||
+         transformed_.capacity() > burst_floor ||
+         queue_.capacity() * sizeof(QueuedMessage) > burst_floor || thread_spare_bytes() > 0;
+}
+
+// A session keeps its buffers between messages, so that a steady stream allocates nothing.
+// After a burst (a stall caught up, a broadcast storm, a slow reader) they would keep the
+// burst's size for the life of the connection: up to keep_idle_capacity each, times thousands
+// of connections. At each buffer_release_interval, a buffer more than twice as large as
+// anything the interval needed is freed; the next message allocates what it needs.
+void Session::release_burst_buffers(TimePoint now) {
+  auto oversized = [](std::size_t capacity, std::size_t used) {
+    return capacity > burst_floor && capacity / 2 > used;
+  };
+  std::size_t freed = 0;
+  if (out_.empty() && oversized(out_.capacity(), out_high_)) {
+    freed += out_.capacity();
+    out_.shrink_if_idle(0);
+  }
+  if (message_.empty() && oversized(message_.capacity(), message_high_)) {
+    freed += message_.capacity();
+    std::vector<std::byte>().swap(message_);
+  }
+  // Holds the last encoded message only until its frame is written, which is done by now.
+  if (oversized(transformed_.capacity(), transformed_high_)) {
+    freed += transformed_.capacity();
+    std::vector<std::byte>().swap(transformed_);
+  }
+  if (queue_.empty() &&
+      oversized(queue_.capacity() * sizeof(QueuedMessage), queue_high_ * sizeof(QueuedMessage))) {
+    freed += queue_.capacity() * sizeof(QueuedMessage);
+    std::vector<QueuedMessage>().swap(queue_);
+  }
+  out_high_ = out_.size();
+  message_high_ = message_.size();
+  transformed_high_ = 0;
+  queue_high_ = queue_.size();
+  spares().age(now, freed);
+}
+
 std::optional<TimePoint> Session::next_deadline() const noexcept {
   // A state change not yet seen by tick() has deadlines to arm: ask for a tick right away.
   if (timers_dirty_) return TimePoint::min();
@@ -478,10 +576,13 @@ std::optional<TimePoint> Session::next_deadline() const noexcept {
       break;
   }
   if (state_ == SessionState::closing) return close_deadline_ ? *close_deadline_ : TimePoint::min();
-  if (options_.ping_interval.count() <= 0) return std::nullopt;
-  if (!next_ping_) return TimePoint::min();
-  TimePoint t = *next_ping_;
-  if (pong_deadline_ && *pong_deadline_ < t) t = *pong_deadline_;
+  std::optional<TimePoint> t = release_due_;
+  if (options_.ping_interval.count() > 0) {
+    if (!next_ping_) return TimePoint::min();
+    TimePoint keepalive = *next_ping_;
+    if (pong_deadline_ && *pong_deadline_ < keepalive) keepalive = *pong_deadline_;
+    if (!t || keepalive < *t) t = keepalive;
+  }
   return t;
 }
 
@@ -515,6 +616,8 @@ void Session::write_frame(Opcode op, bool fin, bool rsv1, ByteView payload) {
     std::memcpy(dst + n, payload.data(), payload.size());
   }
   out_.commit(n + payload.size());
+  out_high_ = std::max(out_high_, out_.size());
+  if (release_unarmed() && out_.capacity() > burst_floor) timers_dirty_ = true;
   if (options_.trace) trace(true, h, payload.first(std::min(payload.size(), trace_head)));
 }
 
@@ -571,6 +674,8 @@ SendStatus Session::enqueue(MessageType type, ByteView payload, std::string* own
   if (transform_ && transform_->encode(type, payload, transformed_)) {
     rsv1 = true;
     payload = transformed_;
+    transformed_high_ = std::max(transformed_high_, transformed_.size());
+    if (release_unarmed() && transformed_.capacity() > burst_floor) timers_dirty_ = true;
   }
   const std::size_t frag = options_.fragment_size;
   bool queue_busy = queue_head_ < queue_.size();
@@ -593,6 +698,8 @@ SendStatus Session::enqueue(MessageType type, ByteView payload, std::string* own
     m.bytes.assign(payload.begin(), payload.end());
   queued_bytes_ += payload.size();
   queue_.push_back(std::move(m));
+  queue_high_ = std::max(queue_high_, queue_.size());
+  if (release_unarmed()) timers_dirty_ = true;
   refill();
   return SendStatus::ok;
 }

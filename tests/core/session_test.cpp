@@ -319,6 +319,8 @@ TEST(Session, KeepalivePingsAndDetectsDeadPeer) {
   SessionOptions o;
   o.ping_interval = 30s;
   o.pong_timeout = 10s;
+  // Its own deadlines come earlier while the thread holds spares (other tests leave some).
+  o.buffer_release_interval = 0ms;
   Recorder se;
   Session server(Role::server, o, se);
   TimePoint t0{};
@@ -616,6 +618,121 @@ TEST(Session, SmallMessagesDoNotTakeALargeSpare) {
         MutableByteView(wire.data() + pos, std::min<std::size_t>(4096, wire.size() - pos)));
   ASSERT_EQ(next_rec.messages.size(), 1u);
   EXPECT_TRUE(next_rec.messages[0].data == large);  // not printed: 1 MiB
+}
+
+// A burst (here 30 messages sent before the transport writes any, and a 30 KiB message
+// assembled from fragments) grows the output and assembly buffers. The connection keeps them
+// while the traffic needs them, and frees them at the first release interval that needed less
+// than half: the memory of a connection goes back to its size before the burst.
+TEST(Session, BuffersGrownByABurstAreFreedAtAnIntervalThatDidNotNeedThem) {
+  SessionOptions o = quiet();  // no keepalive: the release has a timer of its own
+  o.buffer_release_interval = 1s;
+  Recorder rec;
+  Session s(Role::server, o, rec);
+  const TimePoint t0{};
+  s.tick(t0);
+  const std::size_t before = s.memory_used();
+
+  const std::string kib(1024, 'k');
+  // 30 KiB: the output buffer grows, but stays under the 64 KiB that go to the thread's spares.
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(s.send(MessageType::text, as_bytes(kib)), SendStatus::ok);
+  auto burst = ref_parse(test::drain_all(s));
+  ASSERT_TRUE(burst.has_value());
+  ASSERT_EQ(burst->size(), 30u);
+  const std::string big(30 * 1024, 'b');
+  auto first = make_frame(0x1, std::string_view(big).substr(0, 100), false);
+  s.receive(first);
+  auto rest = make_frame(0x0, std::string_view(big).substr(100), true);
+  s.receive(rest);
+  ASSERT_EQ(rec.messages.size(), 1u);
+  ASSERT_EQ(rec.messages[0].data, big);
+  const std::size_t after_burst = s.memory_used();
+  ASSERT_GE(after_burst, before + 60 * 1024);
+
+  // The burst armed a check; at the end of the interval of the burst, kept.
+  ASSERT_TRUE(s.next_deadline().has_value());
+  s.tick(t0);
+  ASSERT_EQ(s.next_deadline(), t0 + 1s);
+  s.tick(t0 + 1s);
+  EXPECT_EQ(s.memory_used(), after_burst);
+  // An interval of small messages only: freed.
+  ASSERT_EQ(s.send(MessageType::text, as_bytes(std::string_view("small"))), SendStatus::ok);
+  auto small_in = make_frame(0x1, "hi", true);
+  s.receive(small_in);
+  test::drain_all(s);
+  s.tick(t0 + 2s);
+  EXPECT_LE(s.memory_used(), before + 1024);
+  // Nothing left to release (spares of earlier tests on this thread aside): no timer.
+  EXPECT_TRUE(!s.next_deadline().has_value() || thread_spare_bytes() > 0);
+
+  // And the session still works: a message each way, intact.
+  ASSERT_EQ(s.send(MessageType::binary, as_bytes(kib)), SendStatus::ok);
+  auto echo = ref_parse(test::drain_all(s));
+  ASSERT_TRUE(echo.has_value());
+  ASSERT_EQ(echo->size(), 1u);
+  EXPECT_EQ((*echo)[0].payload, kib);
+  auto again = make_frame(0x1, big, true);
+  s.receive(again);
+  ASSERT_EQ(rec.messages.size(), 3u);
+  EXPECT_EQ(rec.messages[2].data, big);
+}
+
+// Traffic that needs its buffers every interval keeps them: no free and malloc again at each
+// release interval.
+TEST(Session, SteadyTrafficKeepsItsBuffersAcrossReleaseIntervals) {
+  SessionOptions o = quiet();  // no keepalive: the release has a timer of its own
+  o.buffer_release_interval = 1s;
+  Recorder rec;
+  Session s(Role::server, o, rec);
+  const TimePoint t0{};
+  s.tick(t0);
+  const std::string kib(1024, 'k');
+  std::size_t held = 0;
+  for (int second = 1; second <= 5; ++second) {
+    for (int i = 0; i < 30; ++i)
+      ASSERT_EQ(s.send(MessageType::text, as_bytes(kib)), SendStatus::ok);
+    test::drain_all(s);
+    if (second == 1) held = s.memory_used();
+    s.tick(t0 + std::chrono::seconds(second));
+    EXPECT_EQ(s.memory_used(), held) << "second " << second;
+  }
+  EXPECT_GE(held, std::size_t{30} * 1024);
+}
+
+// The thread's spare buffers serve a steady stream of large messages and stay while it lasts;
+// once 10 s pass without a large message, a release check of a session on the thread frees
+// them.
+TEST(Session, ThreadSparesAreFreedAfterTenSecondsWithoutALargeMessage) {
+  SessionOptions o = quiet();  // no keepalive: the release has a timer of its own
+  o.buffer_release_interval = 1s;
+  Recorder rec;
+  Session s(Role::server, o, rec);
+  const std::string large(300 * 1024, 'L');
+  auto receive_large = [&] {
+    auto wire = make_frame(0x2, std::string_view(large).substr(0, 1000), false);
+    auto rest = make_frame(0x0, std::string_view(large).substr(1000), true);
+    wire.insert(wire.end(), rest.begin(), rest.end());
+    for (std::size_t pos = 0; pos < wire.size(); pos += 4096)
+      s.receive(MutableByteView(wire.data() + pos, std::min<std::size_t>(4096, wire.size() - pos)));
+  };
+  const TimePoint t0{};
+  s.tick(t0);
+  int delivered = 0;
+  for (int second = 1; second <= 30; ++second) {
+    if (second % 3 == 0) {
+      receive_large();
+      ASSERT_EQ(rec.messages.size(), static_cast<std::size_t>(++delivered));
+      ASSERT_TRUE(rec.messages.back().data == large);
+    }
+    s.tick(t0 + std::chrono::seconds(second));
+    test::drain_all(s);
+  }
+  EXPECT_GE(thread_spare_bytes(), large.size()) << "a large message every 3 s";
+  for (int second = 31; second <= 55; ++second) {
+    s.tick(t0 + std::chrono::seconds(second));
+    test::drain_all(s);
+  }
+  EXPECT_EQ(thread_spare_bytes(), 0u) << "25 s without one";
 }
 
 }  // namespace

@@ -110,8 +110,10 @@ struct SentMessage {
 };
 
 // Messages in flight on one connection, oldest first. A vector consumed from a moving head,
-// compacted in place: once grown to the largest backlog it never allocates again, where a
-// deque allocates and frees a block every few messages.
+// compacted in place: grown to the backlog it needs, it does not allocate again, where a deque
+// allocates and frees a block every few messages. A backlog far above the usual (a stall caught
+// up) is not kept for the rest of the run: like the library's buffers, the vector is freed
+// once a thousand messages in a row needed less than a quarter of it.
 class InFlight {
  public:
   bool empty() const noexcept { return head_ == items_.size(); }
@@ -122,8 +124,18 @@ class InFlight {
       head_ = 0;
     }
     items_.push_back(m);
+    high_ = std::max(high_, size());
   }
-  void pop_front() noexcept { ++head_; }
+  void pop_front() noexcept {
+    ++head_;
+    if (++popped_ < 1000) return;
+    if (empty() && items_.capacity() > 64 && items_.capacity() / 4 > high_) {
+      std::vector<SentMessage>().swap(items_);
+      head_ = 0;
+    }
+    popped_ = 0;
+    high_ = size();
+  }
   void clear() noexcept {
     items_.clear();
     head_ = 0;
@@ -138,6 +150,8 @@ class InFlight {
  private:
   std::vector<SentMessage> items_;
   std::size_t head_ = 0;
+  std::size_t high_ = 0;    // largest backlog since the last check
+  std::size_t popped_ = 0;  // messages since the last check
 };
 
 struct Slot {
