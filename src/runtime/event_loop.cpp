@@ -134,7 +134,12 @@ struct EventLoop::Impl {
   }
 
   static constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
-  static constexpr int max_events = 128;
+  // Ready descriptors handled per turn. Replies are corked until the end of the turn, so the
+  // first connection read waits for every other one of the batch: with 128, a loaded echo
+  // server answered in one or two batch times (p90 at twice the p50). With 16, replies leave
+  // after at most 16 reads; measured with wsload against `tether serve`, p99 fell by a fifth
+  // on `small` and a third on `pipe`, and msg/s stayed or rose (bench/RESULTS.md).
+  static constexpr int max_events = 16;
 
   int epoll_fd = -1;
   int wake_fd = -1;
