@@ -12,9 +12,20 @@
 namespace tether::cli_test {
 namespace {
 
-const std::vector<std::string> report_keys = {
-    "sent",  "received",   "verified", "corrupted",    "lost",        "pings",
-    "pongs", "reconnects", "p99_us",   "rss_start_kb", "rss_warm_kb", "rss_end_kb"};
+const std::vector<std::string> report_keys = {"sent",
+                                              "received",
+                                              "verified",
+                                              "corrupted",
+                                              "lost",
+                                              "pings",
+                                              "pongs",
+                                              "reconnects",
+                                              "p99_us",
+                                              "rss_start_kb",
+                                              "rss_warm_kb",
+                                              "rss_end_kb",
+                                              "max_burst_warmup",
+                                              "max_burst_after_warmup"};
 
 nlohmann::json soak_report(const Child& child) {
   nlohmann::json report = last_json_line(child.out());
@@ -38,6 +49,10 @@ void expect_passed(const nlohmann::json& report) {
   EXPECT_GT(report.value("rss_start_kb", 0u), 0u) << report.dump();
   EXPECT_GT(report.value("rss_warm_kb", 0u), 0u) << report.dump();
   EXPECT_GT(report.value("rss_end_kb", 0u), 0u) << report.dump();
+  // Messages went out before and after the warm-up sample; no tick sent more than all of them.
+  EXPECT_GE(report.value("max_burst_warmup", 0u), 1u) << report.dump();
+  EXPECT_GE(report.value("max_burst_after_warmup", 0u), 1u) << report.dump();
+  EXPECT_LE(report.value("max_burst_after_warmup", 0u), report.value("sent", 0u)) << report.dump();
 }
 
 TEST(CliSoak, PassesAgainstItsOwnServer) {

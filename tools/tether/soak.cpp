@@ -253,6 +253,10 @@ class Soak {
   std::optional<std::string> connect_error_;
   bool interrupted_ = false, aborted_ = false;
   std::uint64_t rss_start_ = 0, rss_warm_ = 0, rss_end_ = 0;
+  // The most messages one tick had to send at once, before and after the warm-up sample: a
+  // pause of the process (or of the machine) shows as a catch-up, and a catch-up larger than
+  // any before the warm-up can leave buffers, and RSS, at a new high-water mark.
+  std::uint64_t burst_warmup_ = 0, burst_after_warmup_ = 0;
   unsigned reconnects_ = 0;
   EventLoop::TimerId tick_timer_ = 0, phase_timer_ = 0, progress_timer_ = 0, warm_timer_ = 0;
   ProgressLine progress_;
@@ -371,6 +375,10 @@ void Soak::tick() {
   // The first message goes at once; then the total stays at rate x elapsed time, whatever
   // the timer's jitter.
   const auto due = static_cast<std::uint64_t>(std::floor(config_.rate * elapsed)) + 1;
+  if (due > attempted_) {
+    std::uint64_t& burst = rss_warm_ == 0 ? burst_warmup_ : burst_after_warmup_;
+    burst = std::max(burst, due - attempted_);
+  }
   while (attempted_ < due) {
     ++attempted_;
     Slot& s = slots_[next_slot_++ % slots_.size()];
@@ -484,6 +492,8 @@ void Soak::print_report(bool own_server) const {
     j["rss_start_kb"] = rss_start_;
     j["rss_warm_kb"] = rss_warm_;
     j["rss_end_kb"] = rss_end_;
+    j["max_burst_warmup"] = burst_warmup_;
+    j["max_burst_after_warmup"] = burst_after_warmup_;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
     return;
@@ -511,6 +521,9 @@ void Soak::print_report(bool own_server) const {
   std::printf("RSS         %" PRIu64 " KiB at start, %" PRIu64 " KiB after warm-up, %" PRIu64
               " KiB at end\n",
               rss_start_, rss_warm_, rss_end_);
+  std::printf("catch-up    at most %" PRIu64 " messages in one tick before warm-up, %" PRIu64
+              " after\n",
+              burst_warmup_, burst_after_warmup_);
   std::printf("result      %s\n", passed() ? "PASS" : "FAIL");
   std::fflush(stdout);
 }
@@ -628,10 +641,13 @@ CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
       "  e.g. in flight on a connection that dropped), pings (keepalive PINGs sent),\n"
       "  pongs (PONGs received), reconnects, the latency from send to echo, and the\n"
       "  resident memory of this process (KiB) when sending starts, after warm-up (a\n"
-      "  tenth of --duration, at most 1 min) and when it ends.\n"
+      "  tenth of --duration, at most 1 min) and when it ends, and the most messages\n"
+      "  one tick had to send at once before and after warm-up (a pause shows as a\n"
+      "  catch-up).\n"
       "  --json prints instead one JSON object, the last line of stdout, with keys\n"
       "  sent, received, verified, corrupted, lost, pings, pongs, reconnects, p99_us,\n"
-      "  rss_start_kb, rss_warm_kb, rss_end_kb. On a terminal a progress bar is shown meanwhile.\n"
+      "  rss_start_kb, rss_warm_kb, rss_end_kb, max_burst_warmup,\n"
+      "  max_burst_after_warmup. On a terminal a progress bar is shown meanwhile.\n"
       "  Exit 0 only when verified == sent > 0 and nothing was corrupted or lost (or\n"
       "  refused by backpressure); 1 otherwise; 2 when a connection fails before it\n"
       "  first opened.\n" +
