@@ -620,15 +620,20 @@ TEST(Session, SmallMessagesDoNotTakeALargeSpare) {
   EXPECT_TRUE(next_rec.messages[0].data == large);  // not printed: 1 MiB
 }
 
+// No keepalive: the release of burst buffers has a timer of its own.
+SessionOptions releasing_every_second() {
+  SessionOptions o = quiet();
+  o.buffer_release_interval = 1s;
+  return o;
+}
+
 // A burst (here 30 messages sent before the transport writes any, and a 30 KiB message
 // assembled from fragments) grows the output and assembly buffers. The connection keeps them
 // while the traffic needs them, and frees them at the first release interval that needed less
 // than half: the memory of a connection goes back to its size before the burst.
 TEST(Session, BuffersGrownByABurstAreFreedAtAnIntervalThatDidNotNeedThem) {
-  SessionOptions o = quiet();  // no keepalive: the release has a timer of its own
-  o.buffer_release_interval = 1s;
   Recorder rec;
-  Session s(Role::server, o, rec);
+  Session s(Role::server, releasing_every_second(), rec);
   const TimePoint t0{};
   s.tick(t0);
   const std::size_t before = s.memory_used();
@@ -680,10 +685,8 @@ TEST(Session, BuffersGrownByABurstAreFreedAtAnIntervalThatDidNotNeedThem) {
 // Traffic that needs its buffers every interval keeps them: no free and malloc again at each
 // release interval.
 TEST(Session, SteadyTrafficKeepsItsBuffersAcrossReleaseIntervals) {
-  SessionOptions o = quiet();  // no keepalive: the release has a timer of its own
-  o.buffer_release_interval = 1s;
   Recorder rec;
-  Session s(Role::server, o, rec);
+  Session s(Role::server, releasing_every_second(), rec);
   const TimePoint t0{};
   s.tick(t0);
   const std::string kib(1024, 'k');
@@ -703,10 +706,8 @@ TEST(Session, SteadyTrafficKeepsItsBuffersAcrossReleaseIntervals) {
 // once 10 s pass without a large message, a release check of a session on the thread frees
 // them.
 TEST(Session, ThreadSparesAreFreedAfterTenSecondsWithoutALargeMessage) {
-  SessionOptions o = quiet();  // no keepalive: the release has a timer of its own
-  o.buffer_release_interval = 1s;
   Recorder rec;
-  Session s(Role::server, o, rec);
+  Session s(Role::server, releasing_every_second(), rec);
   const std::string large(300 * 1024, 'L');
   auto receive_large = [&] {
     auto wire = make_frame(0x2, std::string_view(large).substr(0, 1000), false);
