@@ -98,9 +98,9 @@ struct SpareBuffers {
   std::optional<TimePoint> checked;
   std::size_t released = 0;
 
-  // Called by the sessions of the thread at their keepalive ticks, with what they freed. The
-  // spares serve a steady stream of large messages; once a whole interval passed without one,
-  // they go. glibc keeps freed memory resident (only a free top of the heap above 128 KiB goes
+  // Called by the release checks of the thread's sessions, with what they freed. The spares
+  // serve a steady stream of large messages; once a whole interval passed without one, they
+  // go. glibc keeps freed memory resident (only a free top of the heap above 128 KiB goes
   // back by itself), so a burst would leave the process's RSS at its peak for good: whatever
   // was freed is handed back to the kernel, at most once per interval per thread.
   void age(TimePoint now, std::size_t freed) {
@@ -699,7 +699,8 @@ SendStatus Session::enqueue(MessageType type, ByteView payload, std::string* own
   queued_bytes_ += payload.size();
   queue_.push_back(std::move(m));
   queue_high_ = std::max(queue_high_, queue_.size());
-  if (release_unarmed()) timers_dirty_ = true;
+  if (release_unarmed() && queue_.capacity() * sizeof(QueuedMessage) > burst_floor)
+    timers_dirty_ = true;
   refill();
   return SendStatus::ok;
 }

@@ -137,8 +137,9 @@ struct EventLoop::Impl {
   // Ready descriptors handled per turn. Replies are corked until the end of the turn, so the
   // first connection read waits for every other one of the batch: with 128, a loaded echo
   // server answered in one or two batch times (p90 at twice the p50). With 16, replies leave
-  // after at most 16 reads; measured with wsload against `tether serve`, p99 fell by a fifth
-  // on `small` and a third on `pipe`, and msg/s stayed or rose (bench/RESULTS.md).
+  // after at most 16 reads. In A/B runs with wsload against `tether serve`, the p99 was lower
+  // on `small` and `pipe`, and the `small` rate was lower in two runs of three
+  // (bench/RESULTS.md, "The epoll batch").
   static constexpr int max_events = 16;
 
   int epoll_fd = -1;
