@@ -132,7 +132,7 @@ void give_back(std::vector<std::byte>& v) {
 
 void give_back(ByteBuffer& b) {
   if (!b.empty() || b.capacity() <= keep_idle_capacity) return;
-  if (spares().outputs.keep(b)) b = ByteBuffer();  // a moved-from ByteBuffer keeps its sizes
+  spares().outputs.keep(b);  // moved from when kept: no storage left
   b.shrink_if_idle(keep_idle_capacity);
 }
 }  // namespace
@@ -537,9 +537,12 @@ void Session::release_burst_buffers(TimePoint now) {
     return capacity > burst_floor && capacity / 2 > used;
   };
   std::size_t freed = 0;
-  if (out_.empty() && oversized(out_.capacity(), out_high_)) {
+  // out_ is rarely empty here on a busy connection (a frame queued earlier in this loop turn),
+  // so it shrinks to what it holds rather than waiting to be seen empty.
+  if (oversized(out_.capacity(), out_high_)) {
     freed += out_.capacity();
-    out_.shrink_if_idle(0);
+    out_.shrink_to_contents();
+    freed -= out_.capacity();
   }
   if (message_.empty() && oversized(message_.capacity(), message_high_)) {
     freed += message_.capacity();

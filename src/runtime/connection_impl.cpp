@@ -13,10 +13,13 @@ namespace {
 std::atomic<std::uint64_t> next_connection_id{1};
 
 // One receive buffer per loop thread: the session keeps nothing of it after receive()
-// returns, so idle connections cost no read buffer at all.
+// returns, so idle connections cost no read buffer at all. It is zero-filled when made, so
+// all its pages are resident from the start: otherwise the first burst that fills more of it
+// than usual faults pages in (on the hot path) and raises the RSS for good, a step that looks
+// like a leak in a soak.
 constexpr std::size_t read_buffer_size = 64 * 1024;
 MutableByteView read_buffer() {
-  thread_local std::unique_ptr<std::byte[]> buf(new std::byte[read_buffer_size]);
+  thread_local std::unique_ptr<std::byte[]> buf(new std::byte[read_buffer_size]());
   return {buf.get(), read_buffer_size};
 }
 
@@ -381,7 +384,13 @@ void ConnectionImpl::rearm_timer() {
     session_.tick(loop_.now());
     due = session_.next_deadline();
   }
-  if (!due || *due == TimePoint::min()) {
+  if (due && *due == TimePoint::min()) due.reset();
+  // The TLS buffers follow the session's release rule, on the same interval.
+  const Duration interval = session_.options().buffer_release_interval;
+  if (tls_ && !tls_release_due_ && interval.count() > 0 && tls_->holds_burst_buffers())
+    tls_release_due_ = loop_.now() + interval;
+  if (tls_release_due_ && (!due || *tls_release_due_ < *due)) due = tls_release_due_;
+  if (!due) {
     if (timer_) loop_.cancel(timer_);
     timer_ = 0;
     return;
@@ -397,6 +406,10 @@ void ConnectionImpl::rearm_timer() {
 void ConnectionImpl::on_timer() {
   timer_ = 0;
   if (!fd_) return;
+  if (tls_release_due_ && loop_.now() >= *tls_release_due_) {
+    tls_release_due_.reset();  // re-armed by rearm_timer() while a buffer is still large
+    tls_->release_burst_buffers();
+  }
   session_.tick(loop_.now());
   if (session_.state() == SessionState::closed && !session_.finished()) {
     // Closed by a timeout with output still pending (a peer that stopped reading).

@@ -92,6 +92,8 @@ class ConnectionImpl final : public Connection,
   bool tls_session_resumed() const noexcept override {
     return tls_resumed_.load(std::memory_order_acquire);
   }
+  /// Loop thread only (tests): the TLS channel holds a buffer grown by a burst.
+  bool tls_holds_burst_buffers() const noexcept { return tls_ && tls_->holds_burst_buffers(); }
 
  private:
   // Work handed over from other threads.
@@ -150,6 +152,7 @@ class ConnectionImpl final : public Connection,
   TimePoint opened_at_{};
   EventLoop::TimerId timer_ = 0;
   TimePoint timer_at_{};
+  std::optional<TimePoint> tls_release_due_;  // next look at TLS buffers grown by a burst
   std::atomic<bool> open_{false};
   std::atomic<bool> finished_{false};
   // Copied from the channel, which only the loop thread may touch, before on_open.

@@ -46,6 +46,59 @@ std::string file_error(std::string_view what, const std::string& path) {
   return "TLS: cannot load " + std::string(what) + " '" + path + "': " + drain_openssl_errors();
 }
 
+// Buffers of a channel up to this size stay with it: not worth freeing and reallocating.
+constexpr std::size_t burst_floor = 1024;
+
+// The channel's transport as OpenSSL sees it: reads take received ciphertext from the
+// channel's in_ buffer, writes append to its out_ buffer. Memory BIOs would do the same, but
+// their buffers only grow, so a burst would leave each connection holding its peak for good,
+// and draining one costs a copy into out_.
+BIO_METHOD* channel_bio_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tether channel");
+    if (!m) return m;
+    BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    BIO_meth_set_write_ex(m, [](BIO* b, const char* data, std::size_t n, std::size_t* written) {
+      static_cast<TlsChannel::BioBuffers*>(BIO_get_data(b))
+          ->out.append({reinterpret_cast<const std::byte*>(data), n});
+      *written = n;
+      return 1;
+    });
+    BIO_meth_set_read_ex(m, [](BIO* b, char* data, std::size_t n, std::size_t* read) {
+      ByteBuffer& in = static_cast<TlsChannel::BioBuffers*>(BIO_get_data(b))->in;
+      BIO_clear_retry_flags(b);
+      if (in.empty()) {
+        BIO_set_retry_read(b);  // nonblocking: "no data yet", not end of stream
+        *read = 0;
+        return 0;
+      }
+      std::size_t k = std::min(n, in.size());
+      std::memcpy(data, in.data().data(), k);
+      in.consume(k);
+      *read = k;
+      return 1;
+    });
+    BIO_meth_set_ctrl(m, [](BIO* b, int cmd, long, void*) -> long {
+      auto* buffers = static_cast<TlsChannel::BioBuffers*>(BIO_get_data(b));
+      switch (cmd) {
+        case BIO_CTRL_FLUSH:
+          return 1;  // writes land in out_ at once; the connection writes them to the socket
+        case BIO_CTRL_PENDING:
+          return static_cast<long>(buffers->in.size());
+        case BIO_CTRL_WPENDING:
+          return static_cast<long>(buffers->out.size());
+        default:
+          return 0;
+      }
+    });
+    return m;
+  }();
+  return method;
+}
+
 void set_common_options(SSL_CTX* ctx) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // Partial writes let write_plaintext() take less than offered; the moving buffer lets the
@@ -314,16 +367,14 @@ TlsChannel::TlsChannel(std::shared_ptr<TlsContext> context, Role role, std::stri
   }
   ERR_clear_error();
   ssl_ = SSL_new(context_->native_handle());
-  network_in_ = BIO_new(BIO_s_mem());
-  network_out_ = BIO_new(BIO_s_mem());
-  if (!ssl_ || !network_in_ || !network_out_) {
-    BIO_free(network_in_);
-    BIO_free(network_out_);
-    network_in_ = network_out_ = nullptr;
+  BIO* bio = channel_bio_method() ? BIO_new(channel_bio_method()) : nullptr;
+  if (!ssl_ || !bio) {
+    BIO_free(bio);
     fail("TLS: cannot create connection: " + drain_openssl_errors());
     return;
   }
-  SSL_set_bio(ssl_, network_in_, network_out_);
+  BIO_set_data(bio, &buffers_);
+  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways: the SSL object takes its one reference
   if (role == Role::server) {
     SSL_set_accept_state(ssl_);
     return;
@@ -374,7 +425,7 @@ TlsChannel::~TlsChannel() {
   // should cost the session.
   if (handshake_done_ && !failed_)
     SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-  SSL_free(ssl_);  // frees both BIOs
+  SSL_free(ssl_);  // frees the BIO
 }
 
 void TlsChannel::advance_handshake() {
@@ -395,16 +446,8 @@ void TlsChannel::advance_handshake() {
 
 void TlsChannel::feed_ciphertext(ByteView data) {
   if (failed_ || !ssl_) return;
-  while (!data.empty()) {
-    // Memory BIOs grow as needed, so the write takes everything unless allocation fails.
-    int chunk = static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX));
-    int n = BIO_write(network_in_, data.data(), chunk);
-    if (n <= 0) {
-      fail("TLS: out of memory buffering received data");
-      return;
-    }
-    data = data.subspan(static_cast<std::size_t>(n));
-  }
+  buffers_.in.append(data);
+  buffers_.in_high = std::max(buffers_.in_high, buffers_.in.size());
   advance_handshake();
 }
 
@@ -435,7 +478,7 @@ std::size_t TlsChannel::write_plaintext(ByteView data) {
   if (data.empty() || failed_ || close_sent_ || !ssl_) return 0;
   advance_handshake();
   if (!handshake_done_ || failed_) return 0;
-  std::size_t backlog = out_.size() + BIO_ctrl_pending(network_out_);
+  std::size_t backlog = buffers_.out.size();
   if (backlog >= max_ciphertext_backlog) return 0;
   std::size_t budget = std::min(data.size(), max_ciphertext_backlog - backlog);
   std::size_t total = 0;
@@ -459,23 +502,35 @@ std::size_t TlsChannel::write_plaintext(ByteView data) {
 }
 
 ByteView TlsChannel::pending_ciphertext() {
-  if (network_out_) {
-    // Copied out so the caller gets one contiguous view that stays put while it writes.
-    std::size_t pending = BIO_ctrl_pending(network_out_);
-    while (pending > 0) {
-      int chunk = static_cast<int>(std::min<std::size_t>(pending, INT_MAX));
-      int n = BIO_read(network_out_, out_.prepare(static_cast<std::size_t>(chunk)), chunk);
-      if (n <= 0) break;
-      out_.commit(static_cast<std::size_t>(n));
-      pending -= static_cast<std::size_t>(n);
-    }
-  }
-  return out_.data();
+  buffers_.out_high = std::max(buffers_.out_high, buffers_.out.size());
+  return buffers_.out.data();
 }
 
 void TlsChannel::consume_ciphertext(std::size_t n) {
-  out_.consume(std::min(n, out_.size()));
-  out_.shrink_if_idle(16 * 1024);
+  buffers_.out.consume(std::min(n, buffers_.out.size()));
+}
+
+bool TlsChannel::holds_burst_buffers() const noexcept {
+  return buffers_.in.capacity() > burst_floor || buffers_.out.capacity() > burst_floor;
+}
+
+std::size_t TlsChannel::release_burst_buffers() {
+  std::size_t freed = 0;
+  // Same rule as the session's buffers: free what is more than twice the interval's need, so
+  // steady traffic keeps its buffers and a burst does not leave its peak behind.
+  // Either may hold a few bytes at any moment of a busy connection (a partial record in, a
+  // record not yet written out): what they hold moves to a buffer of its size.
+  auto release = [&freed](ByteBuffer& b, std::size_t& high) {
+    if (b.capacity() > burst_floor && b.capacity() > 2 * high) {
+      freed += b.capacity();
+      b.shrink_to_contents();
+      freed -= b.capacity();
+    }
+    high = b.size();
+  };
+  release(buffers_.in, buffers_.in_high);
+  release(buffers_.out, buffers_.out_high);
+  return freed;
 }
 
 void TlsChannel::close() {
@@ -489,10 +544,8 @@ void TlsChannel::close() {
 }
 
 std::size_t TlsChannel::memory_used() const noexcept {
-  std::size_t total = sizeof(*this) + out_.capacity();
-  if (ssl_) {
-    total += ssl_state_estimate + BIO_ctrl_pending(network_in_) + BIO_ctrl_pending(network_out_);
-  }
+  std::size_t total = sizeof(*this) + buffers_.in.capacity() + buffers_.out.capacity();
+  if (ssl_) total += ssl_state_estimate;
   return total;
 }
 

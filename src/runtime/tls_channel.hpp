@@ -136,8 +136,23 @@ class TlsChannel {
   bool peer_closed() const noexcept { return peer_closed_; }
   /// close() was called.
   bool close_sent() const noexcept { return close_sent_; }
-  /// Ciphertext held (in and out) plus an estimate of OpenSSL's per-connection state. Rough.
+  /// Buffer capacity held (in and out) plus an estimate of OpenSSL's per-connection state.
+  /// Rough.
   std::size_t memory_used() const noexcept;
+  /// A buffer grew past what an idle connection keeps: call release_burst_buffers() at
+  /// intervals until this is false.
+  bool holds_burst_buffers() const noexcept;
+  /// Shrinks each buffer more than twice as large as the most it held since the last call (a
+  /// burst's peak) to what it holds now, and starts a new interval. Returns the bytes freed.
+  std::size_t release_burst_buffers();
+
+  /// The ciphertext both ways, as the channel's BIO reads and writes it.
+  struct BioBuffers {
+    ByteBuffer in;            // received, not yet read by OpenSSL
+    ByteBuffer out;           // produced by OpenSSL, not yet written to the socket
+    std::size_t in_high = 0;  // the most each held since the last release_burst_buffers()
+    std::size_t out_high = 0;
+  };
 
   /// Negotiated ALPN protocol ("http/1.1"), empty when none was.
   std::string alpn() const;
@@ -158,9 +173,7 @@ class TlsChannel {
 
   std::shared_ptr<TlsContext> context_;
   SSL* ssl_ = nullptr;
-  BIO* network_in_ = nullptr;   // owned by ssl_
-  BIO* network_out_ = nullptr;  // owned by ssl_
-  ByteBuffer out_;              // ciphertext drained from network_out_, not yet written
+  BioBuffers buffers_;
   std::string peer_name_;
   std::string session_key_;  // OpenSSL's new-session callback finds it through app data
   std::string error_;

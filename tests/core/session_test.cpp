@@ -682,6 +682,30 @@ TEST(Session, BuffersGrownByABurstAreFreedAtAnIntervalThatDidNotNeedThem) {
   EXPECT_EQ(rec.messages[2].data, big);
 }
 
+// On a busy connection the check often finds a frame queued in this loop turn, not yet
+// written: the output buffer shrinks to that frame instead of waiting to be seen empty.
+TEST(Session, AnOutputBufferHoldingAFrameAtTheCheckShrinksToIt) {
+  Recorder rec;
+  Session s(Role::server, releasing_every_second(), rec);
+  const TimePoint t0{};
+  s.tick(t0);
+  const std::size_t before = s.memory_used();
+  const std::string kib(1024, 'k');
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(s.send(MessageType::text, as_bytes(kib)), SendStatus::ok);
+  test::drain_all(s);
+  s.tick(t0);
+  s.tick(t0 + 1s);  // the burst's interval: kept
+  ASSERT_GE(s.memory_used(), before + 30 * 1024);
+  ASSERT_EQ(s.send(MessageType::text, as_bytes(std::string_view("pending"))), SendStatus::ok);
+  ASSERT_FALSE(s.pending_output().empty());
+  s.tick(t0 + 2s);
+  EXPECT_LE(s.memory_used(), before + 1024);
+  auto frames = ref_parse(test::drain_all(s));
+  ASSERT_TRUE(frames.has_value());
+  ASSERT_EQ(frames->size(), 1u);
+  EXPECT_EQ((*frames)[0].payload, "pending");
+}
+
 // Traffic that needs its buffers every interval keeps them: no free and malloc again at each
 // release interval.
 TEST(Session, SteadyTrafficKeepsItsBuffersAcrossReleaseIntervals) {

@@ -304,6 +304,64 @@ TEST(TlsChannel, CiphertextBacklogIsBounded) {
   EXPECT_TRUE(p.link.to_server == data);
 }
 
+// A 60 KiB burst from the client, delivered to the server in one piece and read there.
+void burst_client_to_server(Pair& p, std::mt19937& rng) {
+  std::vector<std::byte> data = random_bytes(60 * 1024, rng);
+  ASSERT_EQ(p.client.write_plaintext(data), data.size());
+  p.link.deliver_to_server(SIZE_MAX);
+  std::vector<std::byte> got(data.size());
+  std::size_t n = 0;
+  while (std::size_t m = p.server.read_plaintext(MutableByteView(got).subspan(n))) n += m;
+  ASSERT_EQ(n, data.size());
+  EXPECT_TRUE(got == data);
+}
+
+TEST(TlsChannel, BuffersGrownByABurstAreFreedAfterAnIntervalThatDidNotNeedThem) {
+  Pair p(client_context(), server_context());
+  expect_connected(p);
+  p.client.release_burst_buffers();  // the handshake's flights are not the point here
+  p.server.release_burst_buffers();
+  p.client.release_burst_buffers();
+  p.server.release_burst_buffers();
+  const std::size_t client_idle = p.client.memory_used();
+  const std::size_t server_idle = p.server.memory_used();
+  std::mt19937 rng(99);
+  burst_client_to_server(p, rng);
+  EXPECT_GE(p.client.memory_used(), client_idle + 60 * 1024);  // out: the burst's ciphertext
+  EXPECT_GE(p.server.memory_used(), server_idle + 60 * 1024);  // in: all of it at once
+  EXPECT_TRUE(p.client.holds_burst_buffers());
+  EXPECT_TRUE(p.server.holds_burst_buffers());
+  // The interval that had the burst needed the buffers: kept.
+  EXPECT_EQ(p.client.release_burst_buffers(), 0u);
+  EXPECT_EQ(p.server.release_burst_buffers(), 0u);
+  // The next one did not: freed, back to the idle footprint.
+  EXPECT_GE(p.client.release_burst_buffers(), 60 * 1024u);
+  EXPECT_GE(p.server.release_burst_buffers(), 60 * 1024u);
+  EXPECT_FALSE(p.client.holds_burst_buffers());
+  EXPECT_FALSE(p.server.holds_burst_buffers());
+  EXPECT_LE(p.client.memory_used(), client_idle);
+  EXPECT_LE(p.server.memory_used(), server_idle);
+  // The connection works as before.
+  burst_client_to_server(p, rng);
+}
+
+TEST(TlsChannel, SteadyBurstsKeepTheirBuffersAcrossReleaseIntervals) {
+  Pair p(client_context(), server_context());
+  expect_connected(p);
+  std::mt19937 rng(98);
+  for (int i = 0; i < 5; ++i) {
+    burst_client_to_server(p, rng);
+    p.client.release_burst_buffers();
+    p.server.release_burst_buffers();
+  }
+  // Each interval needed them: no free and malloc (or unmap and map) per burst.
+  for (int i = 0; i < 3; ++i) {
+    burst_client_to_server(p, rng);
+    EXPECT_EQ(p.client.release_burst_buffers(), 0u);
+    EXPECT_EQ(p.server.release_burst_buffers(), 0u);
+  }
+}
+
 void expect_client_refuses(TlsClientOptions options, TlsServerOptions server_options,
                            std::string_view host, const std::string& message) {
   Pair p(client_context(std::move(options)), server_context(std::move(server_options)), host);

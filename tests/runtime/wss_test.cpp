@@ -1,6 +1,7 @@
 // wss:// end to end on loopback, with certificates made at test time.
 #include <gtest/gtest.h>
 
+#include "runtime/connection_impl.hpp"
 #include "runtime/loop_harness.hpp"
 #include "runtime/tls_test_certs.hpp"
 #include "tether/client.hpp"
@@ -13,7 +14,9 @@ using namespace std::chrono_literals;
 using test::echo_behavior;
 using test::local_server_options;
 using test::run_bounded;
-const auto& certs() { return tls::testing::test_certs(); }
+const auto& certs() {
+  return tls::testing::test_certs();
+}
 
 struct Outcome {
   bool opened = false;
@@ -32,7 +35,9 @@ Outcome run_wss(TlsServerOptions server_tls, TlsClientOptions client_tls,
   Server server(loop, so);
   Outcome out;
   ServerBehavior b = echo_behavior();
-  b.on_error = [&](const ConnectionPtr&, int, std::string_view m) { out.server_errors.emplace_back(m); };
+  b.on_error = [&](const ConnectionPtr&, int, std::string_view m) {
+    out.server_errors.emplace_back(m);
+  };
   server.route("*", b);
   std::string listen_error;
   EXPECT_TRUE(server.listen(&listen_error)) << listen_error;
@@ -66,8 +71,50 @@ TEST(Wss, EchoWithVerifiedCertificate) {
   EXPECT_EQ(out.echoed, "over TLS");
 }
 
+TEST(Wss, TlsBuffersGrownByABurstAreFreedAtTheReleaseInterval) {
+  EventLoop loop;
+  ServerOptions so = local_server_options();
+  so.tls = {certs().server, certs().server_key, {}};
+  so.session.buffer_release_interval = 20ms;
+  Server server(loop, so);
+  bool grew = false;
+  bool released = false;
+  std::function<void(ConnectionPtr)> look;
+  // Looks every 5 ms until the channel's buffers are freed; the watchdog bounds the wait.
+  look = [&](ConnectionPtr c) {
+    if (!dynamic_cast<detail::ConnectionImpl&>(*c).tls_holds_burst_buffers()) {
+      released = true;
+      c->close();
+      return;
+    }
+    loop.call_after(5ms, [&look, c] { look(c); });
+  };
+  ServerBehavior b;
+  b.on_message = [&](const ConnectionPtr& c, MessageType, ByteView p) {
+    ASSERT_EQ(p.size(), 256u * 1024);
+    grew = dynamic_cast<detail::ConnectionImpl&>(*c).tls_holds_burst_buffers();
+    look(c);
+  };
+  server.route("*", b);
+  std::string listen_error;
+  ASSERT_TRUE(server.listen(&listen_error)) << listen_error;
+  ClientOptions co;
+  co.url = "wss://127.0.0.1:" + std::to_string(server.port()) + "/";
+  co.tls = {.ca_file = certs().ca};
+  ClientHandlers h;
+  h.on_open = [](const ConnectionPtr& c) { c->send_binary(std::vector<std::byte>(256 * 1024)); };
+  h.on_finished = [&] { loop.stop(); };
+  Client client(loop, co, h);
+  std::string connect_error;
+  ASSERT_TRUE(client.connect(&connect_error)) << connect_error;
+  run_bounded(loop, 30s);
+  EXPECT_TRUE(grew);
+  EXPECT_TRUE(released);
+}
+
 TEST(Wss, VerifiesHostNamesToo) {
-  auto out = run_wss({certs().server, certs().server_key, {}}, {.ca_file = certs().ca}, "localhost");
+  auto out =
+      run_wss({certs().server, certs().server_key, {}}, {.ca_file = certs().ca}, "localhost");
   EXPECT_TRUE(out.opened) << out.error;
   EXPECT_EQ(out.echoed, "over TLS");
 }
@@ -102,8 +149,9 @@ TEST(Wss, InsecureConnectsButWarnsEveryTime) {
 }
 
 TEST(Wss, MutualTlsAcceptsAKnownClientCertificate) {
-  auto out = run_wss({certs().server, certs().server_key, certs().ca},
-                     {.ca_file = certs().ca, .cert_file = certs().client, .key_file = certs().client_key});
+  auto out =
+      run_wss({certs().server, certs().server_key, certs().ca},
+              {.ca_file = certs().ca, .cert_file = certs().client, .key_file = certs().client_key});
   EXPECT_TRUE(out.opened) << out.error;
   EXPECT_EQ(out.echoed, "over TLS");
 }
@@ -116,7 +164,8 @@ TEST(Wss, MutualTlsRefusesAClientWithoutCertificate) {
 
 TEST(Wss, MutualTlsRefusesACertificateFromAnotherCa) {
   auto out = run_wss({certs().server, certs().server_key, certs().ca},
-                     {.ca_file = certs().ca, .cert_file = certs().other_client,
+                     {.ca_file = certs().ca,
+                      .cert_file = certs().other_client,
                       .key_file = certs().other_client_key});
   EXPECT_FALSE(out.echoed == "over TLS");
   EXPECT_FALSE(out.error.empty());

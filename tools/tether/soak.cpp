@@ -20,6 +20,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "stats.hpp"
+#include "tether/byte_buffer.hpp"
 #include "tether/client.hpp"
 #include "tether/permessage_deflate.hpp"
 #include "tether/server.hpp"
@@ -115,7 +116,14 @@ struct SentMessage {
 // up) is not kept for the rest of the run: like the library's buffers, the vector is freed
 // once a thousand messages in a row needed less than a quarter of it.
 class InFlight {
+  // Mapped storage once it passes a page: freeing it after a backlog returns it to the kernel.
+  using Items = std::vector<SentMessage, BurstAllocator<SentMessage>>;
+  // Reserved from the start, below a page: the usual backlog (a few messages) never makes the
+  // heap grow mid-run, and anything beyond it is mapped.
+  static constexpr std::size_t steady_capacity = 128;
+
  public:
+  InFlight() { items_.reserve(steady_capacity); }
   bool empty() const noexcept { return head_ == items_.size(); }
   std::size_t size() const noexcept { return items_.size() - head_; }
   void push_back(const SentMessage& m) {
@@ -126,11 +134,13 @@ class InFlight {
     items_.push_back(m);
     high_ = std::max(high_, size());
   }
-  void pop_front() noexcept {
+  void pop_front() {
     ++head_;
     if (++popped_ < 1000) return;
-    if (empty() && items_.capacity() > 64 && items_.capacity() / 4 > high_) {
-      std::vector<SentMessage>().swap(items_);
+    if (empty() && items_.capacity() > steady_capacity && items_.capacity() / 4 > high_) {
+      Items steady;
+      steady.reserve(steady_capacity);
+      steady.swap(items_);  // the backlog's storage leaves with `steady`
       head_ = 0;
     }
     popped_ = 0;
@@ -142,13 +152,13 @@ class InFlight {
   }
   auto begin() { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
   auto end() { return items_.end(); }
-  void erase(std::vector<SentMessage>::iterator it) {
+  void erase(Items::iterator it) {
     if (it == begin()) return pop_front();
     items_.erase(it);  // out of order: rare, and only a move of what follows
   }
 
  private:
-  std::vector<SentMessage> items_;
+  Items items_;
   std::size_t head_ = 0;
   std::size_t high_ = 0;    // largest backlog since the last check
   std::size_t popped_ = 0;  // messages since the last check
