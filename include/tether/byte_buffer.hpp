@@ -16,8 +16,10 @@ namespace detail {
 /// from the kernel page by page rather than taken from malloc, so that freeing one hands its
 /// pages back at once. From malloc, a buffer grown by a burst and freed afterwards often stays
 /// resident: glibc gives the free top of a thread's arena back only after a free of 64 KiB or
-/// more, and never memory below a block still in use.
-inline constexpr std::size_t mapped_buffer_threshold = 4096;
+/// more, and never memory below a block still in use. Past 1 KiB, where a session's buffers
+/// start being released after a burst (so even a 2 KiB step of the heap would stay), at the
+/// cost of rounding such a buffer up to a page.
+inline constexpr std::size_t mapped_buffer_threshold = 1025;
 /// Maps `size` bytes, rounded up to whole pages (written back); nullptr if the kernel refuses
 /// (out of memory, or the process's limit of mappings reached).
 std::byte* map_pages(std::size_t& size) noexcept;
