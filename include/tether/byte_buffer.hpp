@@ -122,6 +122,8 @@ class ByteBuffer {
 
  private:
   void release() noexcept;
+  // Frees the current storage and takes `data` in its place (contents already copied).
+  void adopt(std::byte* data, std::size_t capacity, bool mapped) noexcept;
   void make_room(std::size_t n);
 
   std::byte* storage_ = nullptr;

@@ -75,6 +75,13 @@ void ByteBuffer::release() noexcept {
   mapped_ = false;
 }
 
+void ByteBuffer::adopt(std::byte* data, std::size_t capacity, bool mapped) noexcept {
+  release();
+  storage_ = data;
+  capacity_ = capacity;
+  mapped_ = mapped;
+}
+
 void ByteBuffer::make_room(std::size_t n) {
   const std::size_t live = size();
   if (capacity_ - live >= n) {
@@ -90,10 +97,7 @@ void ByteBuffer::make_room(std::size_t n) {
     } else {
       Storage bigger = allocate(cap);
       if (live) std::memcpy(bigger.data, storage_, live);
-      release();
-      storage_ = bigger.data;
-      capacity_ = bigger.capacity;
-      mapped_ = bigger.mapped;
+      adopt(bigger.data, bigger.capacity, bigger.mapped);
     }
   }
   head_ = 0;
@@ -109,10 +113,7 @@ void ByteBuffer::shrink_to_contents() {
     return;
   }
   std::memcpy(smaller.data, storage_ + head_, live);
-  release();
-  storage_ = smaller.data;
-  capacity_ = smaller.capacity;
-  mapped_ = smaller.mapped;
+  adopt(smaller.data, smaller.capacity, smaller.mapped);
   head_ = 0;
   tail_ = live;
 }

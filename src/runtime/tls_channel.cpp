@@ -8,8 +8,8 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstring>
+#include <new>
 #include <utility>
 
 namespace tether::tls {
@@ -62,8 +62,14 @@ BIO_METHOD* channel_bio_method() {
       return 1;
     });
     BIO_meth_set_write_ex(m, [](BIO* b, const char* data, std::size_t n, std::size_t* written) {
-      static_cast<TlsChannel::BioBuffers*>(BIO_get_data(b))
-          ->out.append({reinterpret_cast<const std::byte*>(data), n});
+      // No exception may cross OpenSSL's C frames: out of memory is a failed write there.
+      try {
+        static_cast<TlsChannel::BioBuffers*>(BIO_get_data(b))
+            ->out.append({reinterpret_cast<const std::byte*>(data), n});
+      } catch (const std::bad_alloc&) {
+        *written = 0;
+        return 0;
+      }
       *written = n;
       return 1;
     });

@@ -116,10 +116,10 @@ struct SentMessage {
 // up) is not kept for the rest of the run: like the library's buffers, the vector is freed
 // once a thousand messages in a row needed less than a quarter of it.
 class InFlight {
-  // Mapped storage once it passes a page: freeing it after a backlog returns it to the kernel.
+  // Mapped storage past 1 KiB: freeing it after a backlog returns it to the kernel.
   using Items = std::vector<SentMessage, BurstAllocator<SentMessage>>;
-  // Reserved from the start, below a page: the usual backlog (a few messages) never makes the
-  // heap grow mid-run, and anything beyond it is mapped.
+  // Reserved from the start: the usual backlog (a few messages) never makes memory grow
+  // mid-run.
   static constexpr std::size_t steady_capacity = 128;
 
  public:
