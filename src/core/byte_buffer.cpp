@@ -3,6 +3,20 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+
+#if defined(__SANITIZE_THREAD__)
+#define TETHER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TETHER_TSAN 1
+#endif
+#endif
+#ifndef TETHER_TSAN
+#define TETHER_TSAN 0
+#endif
+
 namespace tether {
 
 namespace detail {
@@ -32,11 +46,23 @@ void unmap_pages(std::byte* data, std::size_t size) noexcept {
 }
 
 std::byte* remap_pages(std::byte* data, std::size_t old_size, std::size_t& size) noexcept {
+#if TETHER_TSAN
+  // ThreadSanitizer does not intercept mremap, so the pages the kernel moves or adds keep the
+  // shadow state of whatever was at those addresses before, such as the stack of a thread that
+  // has exited, and it reports races with writes that happened to other memory. Map, copy and
+  // unmap instead: all three are intercepted.
+  std::byte* p = map_pages(size);
+  if (!p) return nullptr;
+  std::memcpy(p, data, std::min(old_size, size));
+  unmap_pages(data, old_size);
+  return p;
+#else
   const std::size_t rounded = whole_pages(size);
   void* p = mremap(data, old_size, rounded, MREMAP_MAYMOVE);
   if (p == MAP_FAILED) return nullptr;
   size = rounded;
   return static_cast<std::byte*>(p);
+#endif
 }
 
 }  // namespace detail

@@ -114,10 +114,10 @@ TEST(ByteBuffer, MovingHandsTheStorageOverAndLeavesTheSourceEmpty) {
 
 // A process at its limit of mappings (vm.max_map_count) still gets its buffers, from the heap.
 TEST(ByteBuffer, FallsBackToTheHeapWhenTheKernelRefusesAMapping) {
-#if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer's own allocator needs new mappings for the heap side too, and aborts
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizers' own allocators need new mappings for the heap side too, and abort
   // without them; the release build runs this test.
-  GTEST_SKIP() << "needs glibc malloc, not AddressSanitizer's";
+  GTEST_SKIP() << "needs glibc malloc, not a sanitizer's allocator";
 #endif
   EXPECT_EXIT(
       {
