@@ -25,6 +25,14 @@ class TurnTask {
   virtual void on_end_of_turn() = 0;
 };
 
+/// Work for a timer, held by a weak reference (see EventLoop::call_at): arming it allocates
+/// nothing, where a std::function capturing a weak_ptr would.
+class TimerTask {
+ public:
+  virtual ~TimerTask() = default;
+  virtual void on_timer() = 0;
+};
+
 /// An epoll event loop. All members except post(), stop() and is_loop_thread() must be called
 /// on the loop's thread (the thread inside run()), or before run() starts.
 ///
@@ -63,6 +71,11 @@ class EventLoop {
   TimerId call_at(TimePoint when, std::function<void()> fn);
   TimerId call_after(Duration delay, std::function<void()> fn) {
     return call_at(now_ + delay, std::move(fn));
+  }
+  /// Calls `task->on_timer()` once at or after `when`, unless the task is gone by then.
+  TimerId call_at(TimePoint when, std::weak_ptr<TimerTask> task);
+  TimerId call_after(Duration delay, std::weak_ptr<TimerTask> task) {
+    return call_at(now_ + delay, std::move(task));
   }
   /// Cancels a pending timer; a fired or unknown id is ignored.
   void cancel(TimerId id) noexcept;

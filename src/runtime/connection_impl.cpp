@@ -62,9 +62,12 @@ void ConnectionImpl::start() {
 
 SendResult ConnectionImpl::session_result(SendStatus s) const noexcept {
   switch (s) {
-    case SendStatus::ok: return SendResult::ok;
-    case SendStatus::not_open: return SendResult::closed;
-    case SendStatus::invalid_payload: return SendResult::invalid;
+    case SendStatus::ok:
+      return SendResult::ok;
+    case SendStatus::not_open:
+      return SendResult::closed;
+    case SendStatus::invalid_payload:
+      return SendResult::invalid;
   }
   return SendResult::invalid;
 }
@@ -175,8 +178,10 @@ void ConnectionImpl::drain_inbox() {
   for (auto& item : items) {
     switch (item.kind) {
       case Outgoing::Kind::message:
-        if (!item.text.empty()) session_.send(item.type, std::move(item.text));
-        else session_.send(item.type, std::move(item.bytes));
+        if (!item.text.empty())
+          session_.send(item.type, std::move(item.text));
+        else
+          session_.send(item.type, std::move(item.bytes));
         break;
       case Outgoing::Kind::ping:
         session_.ping(item.bytes);
@@ -231,8 +236,8 @@ void ConnectionImpl::read_ready() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0 && owner_)
-      owner_->log(LogLevel::info, "connection " + std::to_string(id_) + " read error: " +
-                                      std::strerror(errno));
+      owner_->log(LogLevel::info,
+                  "connection " + std::to_string(id_) + " read error: " + std::strerror(errno));
     // EOF or a hard error: the peer is gone.
     session_.receive_eof();
     close_socket();
@@ -260,8 +265,8 @@ bool ConnectionImpl::write_some(ByteView bytes, std::size_t& written) {
       return true;
     }
     if (owner_)
-      owner_->log(LogLevel::info, "connection " + std::to_string(id_) + " write error: " +
-                                      std::strerror(errno));
+      owner_->log(LogLevel::info,
+                  "connection " + std::to_string(id_) + " write error: " + std::strerror(errno));
     session_.receive_eof();
     close_socket();
     return false;
@@ -347,13 +352,12 @@ void ConnectionImpl::flush() {
       awaiting_eof_ = true;  // wait (bounded by the close timeout) for the server's FIN
       ::shutdown(fd_.get(), SHUT_WR);
       if (timer_) loop_.cancel(timer_);
-      timer_ = loop_.call_after(session_.options().close_timeout,
-                                [weak = weak_from_this()] {
-                                  if (auto self = weak.lock()) {
-                                    self->timer_ = 0;
-                                    self->close_socket();
-                                  }
-                                });
+      timer_ = loop_.call_after(session_.options().close_timeout, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) {
+          self->timer_ = 0;
+          self->close_socket();
+        }
+      });
     }
   }
 }
@@ -398,9 +402,7 @@ void ConnectionImpl::rearm_timer() {
   if (timer_ && timer_at_ == *due) return;
   if (timer_) loop_.cancel(timer_);
   timer_at_ = *due;
-  timer_ = loop_.call_at(*due, [weak = weak_from_this()] {
-    if (auto self = weak.lock()) self->on_timer();
-  });
+  timer_ = loop_.call_at(*due, std::weak_ptr<TimerTask>(weak_from_this()));
 }
 
 void ConnectionImpl::on_timer() {
@@ -480,7 +482,8 @@ void ConnectionImpl::on_open() {
 
 void ConnectionImpl::on_message(MessageType type, ByteView payload) {
   if (!fd_) return;  // refused or aborted while the rest of a read is processed
-  if (callbacks_ && callbacks_->on_message) callbacks_->on_message(shared_from_this(), type, payload);
+  if (callbacks_ && callbacks_->on_message)
+    callbacks_->on_message(shared_from_this(), type, payload);
 }
 
 void ConnectionImpl::on_ping(ByteView payload) {
@@ -501,15 +504,15 @@ void ConnectionImpl::on_close(std::uint16_t code, std::string_view reason) {
 void ConnectionImpl::on_error(int code, std::string_view message) {
   if (owner_)
     owner_->log(code >= 1000 || code == 0 ? LogLevel::info : LogLevel::warn,
-                "connection " + std::to_string(id_) + " (" + remote_ + "): " +
-                    std::string(message) + (code ? " [" + std::to_string(code) + "]" : ""));
+                "connection " + std::to_string(id_) + " (" + remote_ +
+                    "): " + std::string(message) + (code ? " [" + std::to_string(code) + "]" : ""));
   if (callbacks_ && callbacks_->on_error) callbacks_->on_error(shared_from_this(), code, message);
 }
 
 void ConnectionImpl::on_frame(const FrameTrace& frame) {
   const TraceCallback* tracer = owner_ ? owner_->tracer() : nullptr;
-  if (tracer && *tracer) (*tracer)(TraceEvent{id_, loop_.now(), frame.outgoing, frame.header,
-                                              frame.payload_head});
+  if (tracer && *tracer)
+    (*tracer)(TraceEvent{id_, loop_.now(), frame.outgoing, frame.header, frame.payload_head});
 }
 
 }  // namespace tether::detail

@@ -2,11 +2,11 @@
 #pragma once
 
 #include <atomic>
-#include <vector>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/socket.hpp"
 #include "runtime/tls_channel.hpp"
@@ -50,6 +50,7 @@ class ConnectionImpl final : public Connection,
                              public SessionHandler,
                              public IoHandler,
                              public TurnTask,
+                             public TimerTask,
                              public std::enable_shared_from_this<ConnectionImpl> {
  public:
   struct Setup {
@@ -109,6 +110,7 @@ class ConnectionImpl final : public Connection,
   void on_io(std::uint32_t events) override;
   // TurnTask: the corked flush
   void on_end_of_turn() override { flush(); }
+  void on_timer() override;
   // SessionHandler
   void on_handshake(const HttpRequestHead& request, const std::vector<std::string>& offered,
                     HandshakeDecision& decision) override;
@@ -134,7 +136,6 @@ class ConnectionImpl final : public Connection,
   bool write_some(ByteView bytes, std::size_t& written);
   void after_activity();
   void rearm_timer();
-  void on_timer();
   void set_writable_interest(bool on);
   void close_socket();
   void publish_buffered() noexcept;
@@ -164,8 +165,8 @@ class ConnectionImpl final : public Connection,
   bool awaiting_eof_ = false;  // client: closed, waiting for the server to close TCP first
 
   mutable std::mutex inbox_mutex_;
-  std::vector<Outgoing> inbox_;   // guarded by inbox_mutex_
-  std::size_t inbox_bytes_ = 0;   // guarded by inbox_mutex_
+  std::vector<Outgoing> inbox_;  // guarded by inbox_mutex_
+  std::size_t inbox_bytes_ = 0;  // guarded by inbox_mutex_
 };
 
 }  // namespace tether::detail

@@ -10,8 +10,8 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
-#include <deque>
 #include <mutex>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -44,6 +44,28 @@ std::uint32_t from_epoll(std::uint32_t events) noexcept {
   return out;
 }
 
+// A FIFO that keeps its storage. A std::deque frees and allocates a block every few dozen
+// pushes even at a constant length, and a loop that runs a timer each millisecond would churn
+// the heap through it.
+template <typename T>
+class ReusedQueue {
+ public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  void push(T item) { items_.push_back(std::move(item)); }
+  T pop() {
+    T item = std::move(items_[head_++]);
+    if (head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+    }
+    return item;
+  }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;
+};
+
 }  // namespace
 
 struct EventLoop::Impl {
@@ -57,12 +79,67 @@ struct EventLoop::Impl {
 
   struct TimerEntry {
     TimePoint when;
+    std::uint64_t seq;  // call order, which ids (slot and generation) do not follow
     TimerId id;
   };
-  // std::*_heap builds a max-heap; "greater" puts the earliest deadline on top, and the id
-  // breaks ties so equal deadlines fire in call order.
+  // std::*_heap builds a max-heap; "greater" puts the earliest deadline on top, and the call
+  // order breaks ties so equal deadlines fire in call order.
   static bool later(const TimerEntry& a, const TimerEntry& b) noexcept {
-    return a.when != b.when ? a.when > b.when : a.id > b.id;
+    return a.when != b.when ? a.when > b.when : a.seq > b.seq;
+  }
+
+  // A timer's callback lives in a slot that later timers reuse, so arming one allocates
+  // nothing once the loop has seen its busiest moment (a node-based map allocated a node per
+  // timer: a thousand a second for a paced sender, and heap pages that came and went with
+  // them). The id carries the slot and the slot's generation, so a fired or cancelled id
+  // never reaches a later timer of the same slot.
+  struct TimerSlot {
+    std::function<void()> fn;
+    std::weak_ptr<TimerTask> task;  // instead of fn: a weak reference, no capture to allocate
+    std::uint32_t generation = 0;
+    bool armed = false;
+  };
+  static TimerId timer_id(std::uint32_t slot, std::uint32_t generation) noexcept {
+    return (std::uint64_t{generation} << 32) | slot;
+  }
+  bool is_armed(TimerId id) const noexcept {
+    const auto index = static_cast<std::uint32_t>(id);
+    return index < slots.size() && slots[index].armed &&
+           slots[index].generation == static_cast<std::uint32_t>(id >> 32);
+  }
+  void disarm(std::uint32_t index) noexcept {
+    TimerSlot& slot = slots[index];
+    slot.fn = nullptr;  // what it captured (often a connection) goes now, not at its deadline
+    slot.task.reset();
+    slot.armed = false;
+    --live_timers;
+    free_slots.push_back(index);  // room reserved when the slot was made: cannot throw
+  }
+  TimerId arm(TimePoint when, std::function<void()> fn, std::weak_ptr<TimerTask> task) {
+    if (free_slots.empty()) {
+      if (slots.size() >= UINT32_MAX) throw std::length_error("EventLoop: too many timers");
+      slots.emplace_back();
+      try {
+        free_slots.reserve(slots.capacity());  // so that disarm() never allocates
+      } catch (...) {
+        slots.pop_back();
+        throw;
+      }
+      free_slots.push_back(static_cast<std::uint32_t>(slots.size() - 1));
+    }
+    heap.reserve(heap.size() + 1);  // the last step that can throw, before any change
+    const std::uint32_t index = free_slots.back();
+    free_slots.pop_back();
+    TimerSlot& slot = slots[index];
+    slot.fn = std::move(fn);
+    slot.task = std::move(task);
+    slot.armed = true;
+    if (++slot.generation == 0) slot.generation = 1;  // id 0 stays "no timer"
+    ++live_timers;
+    const TimerId id = timer_id(index, slot.generation);
+    heap.push_back({when, next_timer_seq++, id});
+    std::push_heap(heap.begin(), heap.end(), later);
+    return id;
   }
 
   Impl() {
@@ -109,13 +186,13 @@ struct EventLoop::Impl {
   // outnumber the live ones, sweep them so a timer re-armed on every message (keepalive)
   // cannot grow the heap without bound. In place, so cancel() stays noexcept.
   void maybe_compact_heap() noexcept {
-    if (heap.size() < 64 || heap.size() < 2 * timers.size()) return;
-    std::erase_if(heap, [this](const TimerEntry& e) { return !timers.contains(e.id); });
+    if (heap.size() < 64 || heap.size() < 2 * live_timers) return;
+    std::erase_if(heap, [this](const TimerEntry& e) { return !is_armed(e.id); });
     std::make_heap(heap.begin(), heap.end(), later);
   }
 
   void drop_cancelled_top() noexcept {
-    while (!heap.empty() && !timers.contains(heap.front().id)) {
+    while (!heap.empty() && !is_armed(heap.front().id)) {
       std::pop_heap(heap.begin(), heap.end(), later);
       heap.pop_back();
     }
@@ -154,20 +231,22 @@ struct EventLoop::Impl {
   std::uint32_t next_generation = 1;
 
   std::vector<TimerEntry> heap;
-  // The callbacks live here rather than in the heap so that cancel() releases whatever they
-  // captured (often a connection) at once instead of at the original deadline.
-  std::unordered_map<TimerId, std::function<void()>> timers;
-  TimerId next_timer_id = 1;
+  // The callbacks live in slots rather than in the heap so that cancel() releases whatever
+  // they captured (often a connection) at once instead of at the original deadline.
+  std::vector<TimerSlot> slots;
+  std::vector<std::uint32_t> free_slots;
+  std::size_t live_timers = 0;
+  std::uint64_t next_timer_seq = 0;
   // Timers found expired at the start of the timer phase. Kept as a member so that timers
   // added while they run wait for the next turn (a 0 ms re-arm cannot starve the loop) and
   // so an exception escaping a callback loses none of the others.
-  std::deque<TimerId> due;
+  ReusedQueue<TimerId> due;
 
   std::mutex posted_mutex;
   std::vector<std::function<void()>> posted;  // guarded by posted_mutex
-  std::deque<std::function<void()>> ready;    // loop thread only
+  ReusedQueue<std::function<void()>> ready;   // loop thread only
 
-  std::deque<std::function<void()>> end_of_turn;
+  ReusedQueue<std::function<void()>> end_of_turn;
   // Swapped with `running_tasks` each phase so both keep their capacity: no allocation.
   std::vector<std::shared_ptr<TurnTask>> turn_tasks;
   std::vector<std::shared_ptr<TurnTask>> running_tasks;
@@ -216,42 +295,38 @@ void EventLoop::run() {
     }
 
     while (!s.heap.empty() && s.heap.front().when <= now_) {
-      s.due.push_back(s.heap.front().id);
+      s.due.push(s.heap.front().id);
       std::pop_heap(s.heap.begin(), s.heap.end(), Impl::later);
       s.heap.pop_back();
     }
     while (!s.due.empty()) {
-      TimerId id = s.due.front();
-      s.due.pop_front();
+      const TimerId id = s.due.pop();
       // Looked up only now: an earlier timer of this batch may have cancelled this one.
-      auto it = s.timers.find(id);
-      if (it == s.timers.end()) continue;
-      auto fn = std::move(it->second);
-      s.timers.erase(it);
-      fn();
+      if (!s.is_armed(id)) continue;
+      const auto index = static_cast<std::uint32_t>(id);
+      auto fn = std::move(s.slots[index].fn);
+      std::shared_ptr<TimerTask> task = s.slots[index].task.lock();
+      s.disarm(index);  // before the call, which may arm a timer in the same slot
+      if (fn) {
+        fn();
+      } else if (task) {
+        task->on_timer();
+      }
     }
 
     {
       std::lock_guard lock(s.posted_mutex);
-      for (auto& fn : s.posted) s.ready.push_back(std::move(fn));
+      for (auto& fn : s.posted) s.ready.push(std::move(fn));
       s.posted.clear();
     }
     // Tasks posted from here on land in `posted` and, since it is now empty, write the eventfd,
     // so the next epoll_wait returns at once and runs them next turn.
-    while (!s.ready.empty()) {
-      auto fn = std::move(s.ready.front());
-      s.ready.pop_front();
-      fn();
-    }
+    while (!s.ready.empty()) s.ready.pop()();
 
     // Callbacks queued by end-of-turn callbacks (a flush that triggers another flush) still
     // belong to this turn.
     while (!s.end_of_turn.empty() || !s.turn_tasks.empty()) {
-      while (!s.end_of_turn.empty()) {
-        auto fn = std::move(s.end_of_turn.front());
-        s.end_of_turn.pop_front();
-        fn();
-      }
+      while (!s.end_of_turn.empty()) s.end_of_turn.pop()();
       s.running_tasks.swap(s.turn_tasks);
       for (auto& task : s.running_tasks) task->on_end_of_turn();
       s.running_tasks.clear();
@@ -284,21 +359,18 @@ bool EventLoop::is_loop_thread() const noexcept {
 }
 
 EventLoop::TimerId EventLoop::call_at(TimePoint when, std::function<void()> fn) {
-  Impl& s = *impl_;
-  TimerId id = s.next_timer_id++;
-  s.timers.emplace(id, std::move(fn));
-  try {
-    s.heap.push_back({when, id});
-  } catch (...) {
-    s.timers.erase(id);
-    throw;
-  }
-  std::push_heap(s.heap.begin(), s.heap.end(), Impl::later);
-  return id;
+  return impl_->arm(when, std::move(fn), {});
+}
+
+EventLoop::TimerId EventLoop::call_at(TimePoint when, std::weak_ptr<TimerTask> task) {
+  return impl_->arm(when, nullptr, std::move(task));
 }
 
 void EventLoop::cancel(TimerId id) noexcept {
-  if (impl_->timers.erase(id) != 0) impl_->maybe_compact_heap();
+  Impl& s = *impl_;
+  if (!s.is_armed(id)) return;
+  s.disarm(static_cast<std::uint32_t>(id));
+  s.maybe_compact_heap();
 }
 
 void EventLoop::add_fd(int fd, std::uint32_t events, IoHandler* handler) {
@@ -347,7 +419,7 @@ void EventLoop::at_end_of_turn(std::shared_ptr<TurnTask> task) {
 }
 
 void EventLoop::at_end_of_turn(std::function<void()> fn) {
-  impl_->end_of_turn.push_back(std::move(fn));
+  impl_->end_of_turn.push(std::move(fn));
 }
 
 std::size_t EventLoop::fd_count() const noexcept {

@@ -24,6 +24,9 @@ const std::vector<std::string> report_keys = {"sent",
                                               "rss_start_kb",
                                               "rss_warm_kb",
                                               "rss_end_kb",
+                                              "rss_anon_start_kb",
+                                              "rss_anon_warm_kb",
+                                              "rss_anon_end_kb",
                                               "max_burst_warmup",
                                               "max_burst_after_warmup"};
 
@@ -49,6 +52,12 @@ void expect_passed(const nlohmann::json& report) {
   EXPECT_GT(report.value("rss_start_kb", 0u), 0u) << report.dump();
   EXPECT_GT(report.value("rss_warm_kb", 0u), 0u) << report.dump();
   EXPECT_GT(report.value("rss_end_kb", 0u), 0u) << report.dump();
+  // The anonymous part is part of the whole (the heap alone is more than nothing).
+  for (const char* part : {"start", "warm", "end"}) {
+    const std::uint64_t anon = report.value(std::string("rss_anon_") + part + "_kb", 0u);
+    EXPECT_GT(anon, 0u) << report.dump();
+    EXPECT_LT(anon, report.value(std::string("rss_") + part + "_kb", 0u)) << report.dump();
+  }
   // Messages went out before and after the warm-up sample; no tick sent more than all of them.
   EXPECT_GE(report.value("max_burst_warmup", 0u), 1u) << report.dump();
   EXPECT_GE(report.value("max_burst_after_warmup", 0u), 1u) << report.dump();

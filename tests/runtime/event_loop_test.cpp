@@ -9,13 +9,30 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <future>
+#include <memory>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "runtime/socket.hpp"
+
+// Every operator new of this test binary is counted, so that a test can check that a loop in
+// its steady state allocates nothing.
+namespace {
+std::atomic<std::uint64_t> allocations_made{0};
+}  // namespace
+
+// The default operator delete frees with std::free, so it pairs with this one as it is.
+void* operator new(std::size_t size) {
+  allocations_made.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
 
 namespace tether {
 namespace {
@@ -249,6 +266,111 @@ TEST(EventLoop, ManyCancelledTimersDoNotDisturbTheLiveOnes) {
   loop.call_after(2ms, [&] { loop.stop(); });
   ASSERT_TRUE(run_bounded(loop));
   EXPECT_EQ(fired, (std::vector<int>{0, 20000, 40000, 60000, 80000}));
+}
+
+TEST(EventLoop, AnOldIdDoesNotCancelALaterTimerThatReusedItsSlot) {
+  EventLoop loop;
+  // A cancelled timer's slot goes to the next one armed; its id must not reach that one.
+  auto cancelled = loop.call_after(1h, [] {});
+  loop.cancel(cancelled);
+  bool later_fired = false;
+  auto later = loop.call_after(1ms, [&] { later_fired = true; });
+  EXPECT_NE(later, cancelled);
+  loop.cancel(cancelled);
+  // The same with a fired timer's id, cancelled by the timer armed after it.
+  EventLoop::TimerId fired = 0;
+  bool rearmed_fired = false;
+  fired = loop.call_after(2ms, [&] {
+    auto rearmed = loop.call_after(1ms, [&] { rearmed_fired = true; });
+    EXPECT_NE(rearmed, fired);
+    loop.cancel(fired);
+  });
+  loop.call_after(10ms, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_TRUE(later_fired);
+  EXPECT_TRUE(rearmed_fired);
+}
+
+TEST(EventLoop, EqualDeadlinesFireInArmingOrderWhateverSlotsTheyGot) {
+  EventLoop loop;
+  const TimePoint when = loop.now() + 2ms;
+  std::vector<int> order;
+  // Free some slots first, so that the later timers take slots below the earlier ones'.
+  std::vector<EventLoop::TimerId> spare;
+  for (int i = 0; i < 4; ++i) spare.push_back(loop.call_after(1h, [] {}));
+  loop.call_at(when, [&] { order.push_back(0); });
+  loop.call_at(when, [&] { order.push_back(1); });
+  for (auto id : spare) loop.cancel(id);
+  for (int i = 2; i < 6; ++i) loop.call_at(when, [&order, i] { order.push_back(i); });
+  loop.call_at(when, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+}
+
+struct CountingTask : TimerTask {
+  int fired = 0;
+  void on_timer() override { ++fired; }
+};
+
+TEST(EventLoop, TimerTaskFiresOnceWhileAliveAndNotOnceGone) {
+  EventLoop loop;
+  auto alive = std::make_shared<CountingTask>();
+  auto gone = std::make_shared<CountingTask>();
+  int gone_fired_before_reset = 0;
+  loop.call_after(1ms, std::weak_ptr<TimerTask>(alive));
+  loop.call_after(1ms, std::weak_ptr<TimerTask>(gone));
+  auto cancelled = loop.call_after(1ms, std::weak_ptr<TimerTask>(alive));
+  loop.cancel(cancelled);
+  gone_fired_before_reset = gone->fired;
+  std::weak_ptr<CountingTask> watch = gone;
+  gone.reset();
+  EXPECT_TRUE(watch.expired());  // the loop held no strong reference
+  loop.call_after(5ms, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(alive->fired, 1);
+  EXPECT_EQ(gone_fired_before_reset, 0);
+}
+
+// The loop of a paced sender: a timer each turn, a deadline re-armed each turn (keepalive),
+// work posted to the loop and an end-of-turn flush. Once every container has reached its
+// size, a thousand such turns allocate nothing: allocations that come and go keep moving
+// the heap's resident pages, which shows as RSS drifting over a long run.
+TEST(EventLoop, ASteadyLoopOfTimersPostsAndEndOfTurnWorkAllocatesNothing) {
+  struct Steady : TimerTask {
+    EventLoop* loop = nullptr;
+    int turns = 0, posted = 0, ended = 0, deadlines = 0;
+    EventLoop::TimerId keepalive = 0;
+    std::uint64_t at_warm = 0, at_end = 0;
+    std::weak_ptr<TimerTask> self;
+    void on_timer() override { ++deadlines; }
+    void tick() {
+      ++turns;
+      if (turns == 100) at_warm = allocations_made.load();
+      if (turns == 1100) {
+        at_end = allocations_made.load();
+        loop->stop();
+        return;
+      }
+      Steady* s = this;  // a pointer capture is stored inside the std::function
+      loop->call_after(0ms, [s] { s->tick(); });
+      loop->post([s] { ++s->posted; });
+      loop->at_end_of_turn([s] { ++s->ended; });
+      loop->cancel(keepalive);
+      keepalive = loop->call_after(1h, self);
+    }
+  };
+  EventLoop loop;
+  auto steady = std::make_shared<Steady>();
+  steady->loop = &loop;
+  steady->self = steady;
+  Steady* s = steady.get();
+  loop.call_after(0ms, [s] { s->tick(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(steady->turns, 1100);
+  EXPECT_GE(steady->posted, 1098);
+  EXPECT_GE(steady->ended, 1098);
+  EXPECT_EQ(steady->deadlines, 0);
+  EXPECT_EQ(steady->at_end - steady->at_warm, 0u);
 }
 
 TEST(EventLoop, ZeroDelayTimerArmedByATimerWaitsForTheNextTurn) {

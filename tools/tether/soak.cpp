@@ -263,6 +263,7 @@ class Soak {
   std::optional<std::string> connect_error_;
   bool interrupted_ = false, aborted_ = false;
   std::uint64_t rss_start_ = 0, rss_warm_ = 0, rss_end_ = 0;
+  std::uint64_t anon_start_ = 0, anon_warm_ = 0, anon_end_ = 0;
   // The most messages one tick had to send at once, before and after the warm-up sample: a
   // pause of the process (or of the machine) shows as a catch-up, and a catch-up larger than
   // any before the warm-up can leave buffers, and RSS, at a new high-water mark.
@@ -361,6 +362,7 @@ void Soak::on_message(Slot& s, MessageType type, ByteView payload) {
 void Soak::start_sending() {
   phase_ = Phase::sending;
   rss_start_ = resident_kib();
+  anon_start_ = anonymous_resident_kib();
   send_start_ = Clock::now();
   // Fine enough to spread the sends evenly, coarse enough not to spin at low rates.
   const double per_message_ms = 1000.0 / config_.rate;
@@ -371,6 +373,7 @@ void Soak::start_sending() {
       loop_.call_after(std::min<Duration>(duration_ / 10, std::chrono::minutes(1)), [this] {
         warm_timer_ = 0;
         rss_warm_ = resident_kib();
+        anon_warm_ = anonymous_resident_kib();
       });
   phase_timer_ = loop_.call_after(duration_, [this] {
     phase_timer_ = 0;
@@ -417,7 +420,10 @@ void Soak::stop_sending() {
   if (phase_ != Phase::sending) return;
   if (warm_timer_) loop_.cancel(warm_timer_);
   warm_timer_ = 0;
-  if (rss_warm_ == 0) rss_warm_ = resident_kib();
+  if (rss_warm_ == 0) {
+    rss_warm_ = resident_kib();
+    anon_warm_ = anonymous_resident_kib();
+  }
   if (tick_timer_) loop_.cancel(tick_timer_);
   tick_timer_ = 0;
   if (phase_timer_) loop_.cancel(phase_timer_);
@@ -440,6 +446,7 @@ void Soak::check_drained() {
   if (phase_timer_) loop_.cancel(phase_timer_);
   phase_timer_ = 0;
   rss_end_ = resident_kib();
+  anon_end_ = anonymous_resident_kib();
   phase_ = Phase::closing;
   close_all();
 }
@@ -502,6 +509,9 @@ void Soak::print_report(bool own_server) const {
     j["rss_start_kb"] = rss_start_;
     j["rss_warm_kb"] = rss_warm_;
     j["rss_end_kb"] = rss_end_;
+    j["rss_anon_start_kb"] = anon_start_;
+    j["rss_anon_warm_kb"] = anon_warm_;
+    j["rss_anon_end_kb"] = anon_end_;
     j["max_burst_warmup"] = burst_warmup_;
     j["max_burst_after_warmup"] = burst_after_warmup_;
     std::printf("%s\n", j.dump().c_str());
@@ -531,6 +541,9 @@ void Soak::print_report(bool own_server) const {
   std::printf("RSS         %" PRIu64 " KiB at start, %" PRIu64 " KiB after warm-up, %" PRIu64
               " KiB at end\n",
               rss_start_, rss_warm_, rss_end_);
+  std::printf("  anonymous %" PRIu64 " KiB at start, %" PRIu64 " KiB after warm-up, %" PRIu64
+              " KiB at end\n",
+              anon_start_, anon_warm_, anon_end_);
   std::printf("catch-up    at most %" PRIu64 " messages in one tick before warm-up, %" PRIu64
               " after\n",
               burst_warmup_, burst_after_warmup_);
@@ -616,7 +629,10 @@ int Soak::run(bool own_server) {
                                   : "error: the connection failed before it opened");
     code = interrupted_ ? exit_failure : exit_connect_failed;
   } else {
-    if (rss_end_ == 0) rss_end_ = resident_kib();
+    if (rss_end_ == 0) {
+      rss_end_ = resident_kib();
+      anon_end_ = anonymous_resident_kib();
+    }
     print_report(own_server);
     if (!passed()) code = exit_failure;
   }
@@ -651,12 +667,14 @@ CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
       "  e.g. in flight on a connection that dropped), pings (keepalive PINGs sent),\n"
       "  pongs (PONGs received), reconnects, the latency from send to echo, and the\n"
       "  resident memory of this process (KiB) when sending starts, after warm-up (a\n"
-      "  tenth of --duration, at most 1 min) and when it ends, and the most messages\n"
+      "  tenth of --duration, at most 1 min) and when it ends, with its anonymous part\n"
+      "  (without the pages of code paged in), and the most messages\n"
       "  one tick had to send at once before and after warm-up (a pause shows as a\n"
       "  catch-up).\n"
       "  --json prints instead one JSON object, the last line of stdout, with keys\n"
       "  sent, received, verified, corrupted, lost, pings, pongs, reconnects, p99_us,\n"
-      "  rss_start_kb, rss_warm_kb, rss_end_kb, max_burst_warmup,\n"
+      "  rss_start_kb, rss_warm_kb, rss_end_kb, rss_anon_start_kb, rss_anon_warm_kb,\n"
+      "  rss_anon_end_kb, max_burst_warmup,\n"
       "  max_burst_after_warmup. On a terminal a progress bar is shown meanwhile.\n"
       "  Exit 0 only when verified == sent > 0 and nothing was corrupted or lost (or\n"
       "  refused by backpressure); 1 otherwise; 2 when a connection fails before it\n"
