@@ -25,7 +25,8 @@ class Side : public tether::SessionHandler {
     if (echo_) session->send(type, payload);
   }
   void on_close(std::uint16_t code, std::string_view reason) override {
-    std::printf("%-6s closed %u %.*s\n", name_, code, static_cast<int>(reason.size()), reason.data());
+    std::printf("%-6s closed %u %.*s\n", name_, code, static_cast<int>(reason.size()),
+                reason.data());
   }
   void on_error(int code, std::string_view message) override {
     std::printf("%-6s error %d %.*s\n", name_, code, static_cast<int>(message.size()),
@@ -104,9 +105,10 @@ int main() {
   bytes += trickle(server, client, rng);
 
   bool intact = client_side.received == sent && server_side.received == sent;
-  std::printf("== %zu messages sent, %zu echoed back, %s; %llu PINGs sent by the client, "
-              "%zu bytes crossed the pipe\n",
-              sent.size(), client_side.received.size(), intact ? "all identical" : "MISMATCH",
-              static_cast<unsigned long long>(client.pings_sent()), bytes);
+  std::printf(
+      "== %zu messages sent, %zu echoed back, %s; %llu PINGs sent by the client, "
+      "%zu bytes crossed the pipe\n",
+      sent.size(), client_side.received.size(), intact ? "all identical" : "MISMATCH",
+      static_cast<unsigned long long>(client.pings_sent()), bytes);
   return intact && client.finished() && server.finished() ? 0 : 1;
 }

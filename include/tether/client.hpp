@@ -21,7 +21,7 @@ namespace tether {
 /// A parsed ws:// or wss:// URL.
 struct WebSocketUrl {
   bool secure = false;
-  std::string host;      ///< without brackets for IPv6
+  std::string host;  ///< without brackets for IPv6
   std::uint16_t port = 80;
   std::string target = "/";  ///< path and query
   /// Host header value: host, bracketed for IPv6, with ":port" when not the default.

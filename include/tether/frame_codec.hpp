@@ -95,8 +95,9 @@ class FrameDecoder {
   /// Opcode of the data message in progress (text/binary), continuation when none is open.
   Opcode message_opcode() const noexcept { return message_opcode_; }
   /// Whether the current data frame starts a message (its opcode is text or binary).
-  bool frame_starts_message() const noexcept { return !is_control(header_.opcode) &&
-                                                      header_.opcode != Opcode::continuation; }
+  bool frame_starts_message() const noexcept {
+    return !is_control(header_.opcode) && header_.opcode != Opcode::continuation;
+  }
   /// Payload bytes of the current frame not yet delivered.
   std::uint64_t remaining() const noexcept { return remaining_; }
 

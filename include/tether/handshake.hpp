@@ -23,7 +23,9 @@ struct HttpHeader {
 /// Header fields in arrival order, looked up case-insensitively (RFC 9110 §5.1).
 class HttpHeaders {
  public:
-  void add(std::string name, std::string value) { fields_.push_back({std::move(name), std::move(value)}); }
+  void add(std::string name, std::string value) {
+    fields_.push_back({std::move(name), std::move(value)});
+  }
   /// First value of `name`, or nullptr.
   const std::string* find(std::string_view name) const noexcept;
   /// All values of `name` joined with ", " (RFC 9110 §5.3), empty when absent.
@@ -62,8 +64,8 @@ enum class HeadParse : std::uint8_t { incomplete, complete, error };
 HeadParse parse_request_head(std::string_view data, std::size_t max_bytes, HttpRequestHead& out,
                              std::size_t& head_size, int& http_status, std::string& error);
 /// Same for a response head. Errors carry no status (the client just fails).
-HeadParse parse_response_head(std::string_view data, std::size_t max_bytes,
-                              HttpResponseHead& out, std::size_t& head_size, std::string& error);
+HeadParse parse_response_head(std::string_view data, std::size_t max_bytes, HttpResponseHead& out,
+                              std::size_t& head_size, std::string& error);
 
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2).
 std::string websocket_accept_key(std::string_view key);
@@ -74,13 +76,13 @@ bool is_valid_websocket_key(std::string_view key);
 
 /// What a client asks for in its opening handshake.
 struct ClientHandshakeConfig {
-  std::string host;                       ///< Host header value, with ":port" when not default
-  std::string target = "/";               ///< path and query
+  std::string host;                         ///< Host header value, with ":port" when not default
+  std::string target = "/";                 ///< path and query
   std::vector<std::string> subprotocols{};  ///< offered in order of preference
-  std::vector<HttpHeader> headers{};      ///< extra headers (auth, cookies, origin...)
+  std::vector<HttpHeader> headers{};        ///< extra headers (auth, cookies, origin...)
   std::vector<std::shared_ptr<const Extension>> extensions{};  ///< offered in this order
-  std::string key{};                      ///< empty: a fresh random key (tests set one)
-  std::size_t max_header_bytes = 8192;    ///< limit on the response head
+  std::string key{};                    ///< empty: a fresh random key (tests set one)
+  std::size_t max_header_bytes = 8192;  ///< limit on the response head
 };
 
 /// Client side of the opening handshake: builds the request, validates the response.
@@ -131,7 +133,7 @@ class ClientHandshake {
 
 /// What a server accepts in opening handshakes.
 struct ServerHandshakeConfig {
-  std::size_t max_header_bytes = 8192;  ///< request head limit; beyond it 431
+  std::size_t max_header_bytes = 8192;                       ///< request head limit; beyond it 431
   std::vector<std::shared_ptr<const Extension>> extensions;  ///< supported, in preference order
 };
 
@@ -143,9 +145,9 @@ class ServerHandshake {
   explicit ServerHandshake(ServerHandshakeConfig config = {});
 
   /// Feeds request bytes. On `request`, the request is valid and the application decides with
-  /// accept() or answers with http_error_response(); `consumed` bytes belonged to it and the rest are frames. On
-  /// `failed`, response() holds the HTTP error to send (400, 405, 426, 431, 505) and error()
-  /// says why.
+  /// accept() or answers with http_error_response(); `consumed` bytes belonged to it and the rest
+  /// are frames. On `failed`, response() holds the HTTP error to send (400, 405, 426, 431, 505) and
+  /// error() says why.
   Status receive(ByteView data, std::size_t& consumed);
 
   Status status() const noexcept { return status_; }

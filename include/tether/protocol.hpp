@@ -44,7 +44,9 @@ enum class Opcode : std::uint8_t {
 };
 
 /// Control frames (CLOSE, PING, PONG) have the high opcode bit set (RFC 6455 §5.5).
-constexpr bool is_control(Opcode op) noexcept { return (static_cast<unsigned>(op) & 0x8) != 0; }
+constexpr bool is_control(Opcode op) noexcept {
+  return (static_cast<unsigned>(op) & 0x8) != 0;
+}
 /// True for the six opcodes RFC 6455 defines.
 constexpr bool is_known_opcode(unsigned op) noexcept {
   return op <= 2 || (op >= 8 && op <= 0xA);

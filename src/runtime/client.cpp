@@ -41,7 +41,7 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
   std::atomic<unsigned> reconnect_count{0};
   std::mt19937_64 rng{std::random_device{}()};
 
-  mutable std::mutex mutex;  // guards `current` and the offline queue
+  mutable std::mutex mutex;                         // guards `current` and the offline queue
   std::shared_ptr<detail::ConnectionImpl> current;  // open connection, for other threads
   std::vector<std::pair<MessageType, std::vector<std::byte>>> offline;
   std::size_t offline_bytes = 0;
@@ -87,7 +87,8 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
     resolver->resolve(url.host, url.port, [weak = weak_from_this()](auto addrs, std::string err) {
       auto self = weak.lock();
       if (!self || self->stopped || !self->attempt_timer) return;
-      if (!err.empty()) return self->attempt_failed(0, "DNS lookup of '" + self->url.host + "' failed: " + err);
+      if (!err.empty())
+        return self->attempt_failed(0, "DNS lookup of '" + self->url.host + "' failed: " + err);
       self->addresses = std::move(addrs);
       self->address_index = 0;
       self->try_next_address();
@@ -131,8 +132,9 @@ struct Client::Impl final : detail::ConnectionOwner, std::enable_shared_from_thi
     hs.subprotocols = options.subprotocols;
     hs.headers = options.headers;
     hs.extensions = options.extensions;
-    detail::ConnectionImpl::Setup setup{&loop, this, std::move(connecting), where, options.session,
-                                        options.backpressure, &callbacks};
+    detail::ConnectionImpl::Setup setup{
+        &loop,     this, std::move(connecting), where, options.session, options.backpressure,
+        &callbacks};
     setup.session.trace = static_cast<bool>(trace_cb);
     if (tls_context) {
       if (!options.tls.verify)
@@ -272,8 +274,10 @@ bool Client::connect(std::string* error) {
   }
   impl_->url = *url;
   auto impl = impl_;
-  if (impl->loop.is_loop_thread()) impl->start_attempt();
-  else impl->loop.post([impl] { impl->start_attempt(); });
+  if (impl->loop.is_loop_thread())
+    impl->start_attempt();
+  else
+    impl->loop.post([impl] { impl->start_attempt(); });
   return true;
 }
 
@@ -313,8 +317,10 @@ void Client::close(std::uint16_t code, std::string_view reason) {
       impl->finish();
     }
   };
-  if (impl->loop.is_loop_thread()) run();
-  else impl->loop.post(std::move(run));
+  if (impl->loop.is_loop_thread())
+    run();
+  else
+    impl->loop.post(std::move(run));
 }
 
 ConnectionPtr Client::connection() const {
@@ -322,6 +328,8 @@ ConnectionPtr Client::connection() const {
   return impl_->current;
 }
 
-unsigned Client::reconnects() const noexcept { return impl_->reconnect_count.load(); }
+unsigned Client::reconnects() const noexcept {
+  return impl_->reconnect_count.load();
+}
 
 }  // namespace tether

@@ -61,8 +61,9 @@ struct Server::Impl final : detail::ConnectionOwner, IoHandler, std::enable_shar
       }
       if (options.socket_send_buffer || options.socket_receive_buffer)
         net::set_buffer_sizes(fd.get(), options.socket_send_buffer, options.socket_receive_buffer);
-      detail::ConnectionImpl::Setup setup{&loop, this, std::move(fd), std::move(peer),
-                                          options.session, options.backpressure, nullptr};
+      detail::ConnectionImpl::Setup setup{
+          &loop,  this, std::move(fd), std::move(peer), options.session, options.backpressure,
+          nullptr};
       ServerHandshakeConfig hs;
       hs.max_header_bytes = options.max_header_bytes;
       hs.extensions = options.extensions;
@@ -116,8 +117,8 @@ struct Server::Impl final : detail::ConnectionOwner, IoHandler, std::enable_shar
     const ServerBehavior* route = find_route(path);
     if (!route) {
       decision = {false, {}, {}, 404, "no WebSocket endpoint at this path\n"};
-      say(LogLevel::info, "refused " + c.remote_address() + ": no route for " + std::string(path) +
-                              " (HTTP 404)");
+      say(LogLevel::info,
+          "refused " + c.remote_address() + ": no route for " + std::string(path) + " (HTTP 404)");
       return nullptr;
     }
     for (const std::string& mine : options.subprotocols) {
@@ -159,8 +160,10 @@ struct Server::Impl final : detail::ConnectionOwner, IoHandler, std::enable_shar
     std::vector<std::shared_ptr<detail::ConnectionImpl>> all;
     for (auto& [id, c] : connections) all.push_back(c);
     for (auto& c : all) {
-      if (c->is_open()) c->close(close_code::going_away, "server shutdown");
-      else if (c->state() == SessionState::connecting) c->abort(close_code::going_away, "server shutdown");
+      if (c->is_open())
+        c->close(close_code::going_away, "server shutdown");
+      else if (c->state() == SessionState::connecting)
+        c->abort(close_code::going_away, "server shutdown");
     }
     shutdown_timer = loop.call_after(options.shutdown_timeout, [weak = weak_from_this()] {
       auto self = weak.lock();
@@ -226,9 +229,13 @@ bool Server::listen(std::string* error) {
   return true;
 }
 
-std::uint16_t Server::port() const noexcept { return impl_->bound_port; }
+std::uint16_t Server::port() const noexcept {
+  return impl_->bound_port;
+}
 
-std::size_t Server::connection_count() const noexcept { return impl_->open_count; }
+std::size_t Server::connection_count() const noexcept {
+  return impl_->open_count;
+}
 
 std::vector<ConnectionPtr> Server::connections() const {
   std::vector<ConnectionPtr> out;
@@ -241,7 +248,8 @@ std::vector<ConnectionPtr> Server::connections() const {
 void Server::shutdown(std::function<void()> done) {
   auto impl = impl_;
   if (impl->loop.is_loop_thread()) return impl->begin_shutdown(std::move(done));
-  impl->loop.post([impl, done = std::move(done)]() mutable { impl->begin_shutdown(std::move(done)); });
+  impl->loop.post(
+      [impl, done = std::move(done)]() mutable { impl->begin_shutdown(std::move(done)); });
 }
 
 }  // namespace tether

@@ -7,8 +7,10 @@ namespace tether {
 std::string WebSocketUrl::host_header() const {
   // Appends rather than operator+ chains: g++ 12 -O3 reports a false -Wrestrict on those.
   std::string h;
-  if (host.find(':') != std::string::npos) h.append("[").append(host).append("]");
-  else h.append(host);
+  if (host.find(':') != std::string::npos)
+    h.append("[").append(host).append("]");
+  else
+    h.append(host);
   if (port != (secure ? 443 : 80)) h.append(":").append(std::to_string(port));
   return h;
 }
@@ -56,11 +58,15 @@ std::optional<WebSocketUrl> parse_websocket_url(std::string_view url, std::strin
     u.port = static_cast<std::uint16_t>(p);
   }
   rest = rest.substr(0, rest.find('#'));  // fragments are never sent (RFC 6455 §3)
-  if (rest.empty()) u.target = "/";
-  else if (rest[0] == '?') u.target.assign("/").append(rest);
-  else u.target = std::string(rest);
+  if (rest.empty())
+    u.target = "/";
+  else if (rest[0] == '?')
+    u.target.assign("/").append(rest);
+  else
+    u.target = std::string(rest);
   for (char ch : u.target)
-    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) return fail("unescaped space or control character in the path");
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f)
+      return fail("unescaped space or control character in the path");
   return u;
 }
 

@@ -17,7 +17,9 @@ inline std::vector<std::byte> bytes_of(std::string_view s) {
   auto b = as_bytes(s);
   return {b.begin(), b.end()};
 }
-inline std::string text_of(ByteView b) { return std::string(as_text(b)); }
+inline std::string text_of(ByteView b) {
+  return std::string(as_text(b));
+}
 
 /// Records every event of a session as a line of text, and messages whole.
 class Recorder : public SessionHandler {
@@ -162,8 +164,9 @@ inline std::vector<std::byte> make_frame(int opcode, std::string_view payload, b
     push(m | 127);
     for (int s = 56; s >= 0; s -= 8) push(static_cast<unsigned>(len >> s));
   }
-  unsigned char k[4] = {static_cast<unsigned char>(key >> 24), static_cast<unsigned char>(key >> 16),
-                        static_cast<unsigned char>(key >> 8), static_cast<unsigned char>(key)};
+  unsigned char k[4] = {static_cast<unsigned char>(key >> 24),
+                        static_cast<unsigned char>(key >> 16), static_cast<unsigned char>(key >> 8),
+                        static_cast<unsigned char>(key)};
   if (masked)
     for (unsigned char c : k) push(c);
   for (std::size_t i = 0; i < payload.size(); ++i)

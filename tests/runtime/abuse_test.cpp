@@ -121,7 +121,8 @@ TEST(Abuse, SlowReaderIsBoundedByTheBackpressureLimit) {
       for (int i = 0; i < 200; ++i) {
         SendResult r = c->send_text(chunk);
         peak = std::max(peak.load(), c->buffered_amount());
-        if (r == SendResult::ok) ++ok;
+        if (r == SendResult::ok)
+          ++ok;
         else {
           ++refused;
           break;

@@ -141,8 +141,10 @@ TEST(Client, ReconnectsAfterServerRestartWithBackoff) {
     }
   };
   h.on_message = [&](const ConnectionPtr&, MessageType, ByteView p) {
-    if (as_text(p) == "before restart") server.reset();  // the server goes away
-    else if (as_text(p) == "while offline") client->close();
+    if (as_text(p) == "before restart")
+      server.reset();  // the server goes away
+    else if (as_text(p) == "while offline")
+      client->close();
   };
   h.on_close = [&](const ConnectionPtr&, std::uint16_t, std::string_view) {
     if (opens != 1) return;
@@ -261,7 +263,6 @@ TEST(Client, BackpressureLimitRefusesAndDrainFires) {
   EXPECT_TRUE(refused);
   EXPECT_TRUE(drained);
 }
-
 
 TEST(Client, ConnectsByHostNameThroughTheResolver) {
   EventLoop loop;

@@ -176,8 +176,10 @@ TEST_P(Integrity, FaultInjectedShortWritesEagainEintr) {
   EXPECT_GT(stats.short_io, 0u);
   EXPECT_GT(stats.eagain, 0u);
   EXPECT_GT(stats.eintr, 0u);
-  if (GetParam().deflate) EXPECT_GT(compressed_frames, 0);
-  else EXPECT_EQ(compressed_frames, 0);
+  if (GetParam().deflate)
+    EXPECT_GT(compressed_frames, 0);
+  else
+    EXPECT_EQ(compressed_frames, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Integrity, ::testing::ValuesIn(test::all_transports()),

@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "runtime/fault_injection.hpp"
-#include "runtime/socket.hpp"
 #include "runtime/loop_harness.hpp"
+#include "runtime/socket.hpp"
 #include "tether/client.hpp"
 
 namespace tether {
@@ -65,7 +65,10 @@ TEST(Server, EchoesEverySizeFromEmptyTo16MiB) {
     if (++next == sizes.size() * 2) return loop.stop();
     send_next(c);
   };
-  h.on_error = [&](int code, std::string_view m) { ADD_FAILURE() << code << " " << m; loop.stop(); };
+  h.on_error = [&](int code, std::string_view m) {
+    ADD_FAILURE() << code << " " << m;
+    loop.stop();
+  };
   Client client(loop, client_for(server), h);
   ASSERT_TRUE(client.connect());
   run_bounded(loop);
@@ -225,7 +228,9 @@ TEST(Server, BadInputIsRefusedAndOthersAreUnaffected) {
   std::string echoed;
   ClientHandlers h;
   h.on_open = [](const ConnectionPtr& c) { c->send_text("still fine"); };
-  h.on_message = [&](const ConnectionPtr&, MessageType, ByteView p) { echoed = std::string(as_text(p)); };
+  h.on_message = [&](const ConnectionPtr&, MessageType, ByteView p) {
+    echoed = std::string(as_text(p));
+  };
   Client client(loop, client_for(server), h);
   ASSERT_TRUE(client.connect());
   // Stop once the three bad sockets are gone and the echo came back.
@@ -287,14 +292,14 @@ TEST(Server, TraceSeesEveryFrameInAndOut) {
   Client client(loop, client_for(server), h);
   ASSERT_TRUE(client.connect());
   run_bounded(loop);
-  EXPECT_EQ(lines, (std::vector<std::string>{"in TEXT traced", "out TEXT traced", "in CLOSE \x03\xe8",
-                                             "out CLOSE \x03\xe8"}));
+  EXPECT_EQ(lines, (std::vector<std::string>{"in TEXT traced", "out TEXT traced",
+                                             "in CLOSE \x03\xe8", "out CLOSE \x03\xe8"}));
 }
-
 
 TEST(Server, ServesIpv6Loopback) {
   std::string probe_error;
-  if (!net::listen_tcp("::1", 0, 1, probe_error)) GTEST_SKIP() << "no IPv6 loopback: " << probe_error;
+  if (!net::listen_tcp("::1", 0, 1, probe_error))
+    GTEST_SKIP() << "no IPv6 loopback: " << probe_error;
   EventLoop loop;
   ServerOptions so = local_server_options();
   so.host = "::1";

@@ -542,8 +542,7 @@ TEST(ResolveNumeric, LiteralsNeedNoLookupAndNamesAreLeftToTheResolver) {
             "127.0.0.1:80");
   auto v6 = resolve_numeric("[::1]", 443);
   ASSERT_EQ(v6.size(), 1u);
-  EXPECT_EQ(format_address(reinterpret_cast<const sockaddr*>(&v6[0].addr), v6[0].len),
-            "[::1]:443");
+  EXPECT_EQ(format_address(reinterpret_cast<const sockaddr*>(&v6[0].addr), v6[0].len), "[::1]:443");
   EXPECT_TRUE(resolve_numeric("localhost", 80).empty());
   EXPECT_TRUE(resolve_numeric("256.1.1.1", 80).empty());
 }

@@ -40,13 +40,19 @@ struct Transport {
   void add_deflate(std::vector<std::shared_ptr<const Extension>>& extensions) const;
 };
 
-inline void Transport::add_deflate(std::vector<std::shared_ptr<const Extension>>& extensions) const {
+inline void Transport::add_deflate(
+    std::vector<std::shared_ptr<const Extension>>& extensions) const {
   // Threshold 0: every message is compressed, so the tests exercise deflate, not its bypass.
-  if (deflate) extensions.push_back(std::make_shared<PerMessageDeflate>(DeflateOptions{.compress_threshold = 0}));
+  if (deflate)
+    extensions.push_back(
+        std::make_shared<PerMessageDeflate>(DeflateOptions{.compress_threshold = 0}));
 }
 
 inline std::vector<Transport> all_transports() {
-  return {{"ws", false, false}, {"wss", true, false}, {"ws_deflate", false, true}, {"wss_deflate", true, true}};
+  return {{"ws", false, false},
+          {"wss", true, false},
+          {"ws_deflate", false, true},
+          {"wss_deflate", true, true}};
 }
 
 }  // namespace tether::test
