@@ -27,12 +27,23 @@ namespace {
 std::atomic<std::uint64_t> allocations_made{0};
 }  // namespace
 
-// The default operator delete frees with std::free, so it pairs with this one as it is.
 void* operator new(std::size_t size) {
   allocations_made.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
+// Replaced as well so that the sanitizers, which check that what operator new gave goes to
+// operator delete, see malloc and free on both sides. GCC cannot tell that this pair belongs
+// together and warns that free() meets memory from operator new.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+#pragma GCC diagnostic pop
 
 namespace tether {
 namespace {
@@ -510,6 +521,50 @@ TEST(EventLoop, StaleEventIsNotDeliveredToAFdNumberReusedInTheSameTurn) {
   EXPECT_EQ(loop.fd_count(), 0u);
 }
 
+// Registrations are indexed by fd number: a handler that registers a much higher fd makes the
+// table grow in the middle of dispatch, and the rest of the turn must still be delivered.
+TEST(EventLoop, AnFdRegisteredDuringDispatchFarAboveTheOthersIsServedFromTheNextTurn) {
+  EventLoop loop;
+  Pipe a, b, far_pipe;
+  net::Fd high(::fcntl(far_pipe.read_end.get(), F_DUPFD_CLOEXEC, 900));
+  ASSERT_GE(high.get(), 900);
+  a.put();
+  b.put();
+  far_pipe.put();
+  int a_calls = 0, b_calls = 0, high_calls = 0;
+  FnHandler ha, hb, hh;
+  auto register_high = [&] {
+    if (a_calls + b_calls == 1) loop.add_fd(high.get(), EventLoop::readable, &hh);
+  };
+  ha.fn = [&](std::uint32_t) {
+    a.take();
+    ++a_calls;
+    register_high();
+  };
+  hb.fn = [&](std::uint32_t) {
+    b.take();
+    ++b_calls;
+    register_high();
+  };
+  hh.fn = [&](std::uint32_t) {
+    far_pipe.take();
+    ++high_calls;
+    loop.stop();
+  };
+  loop.add_fd(a.read_end.get(), EventLoop::readable, &ha);
+  loop.add_fd(b.read_end.get(), EventLoop::readable, &hb);
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(a_calls, 1);
+  EXPECT_EQ(b_calls, 1);
+  EXPECT_EQ(high_calls, 1);
+  EXPECT_EQ(loop.fd_count(), 3u);
+  loop.remove_fd(high.get());
+  loop.remove_fd(high.get());  // twice: ignored
+  loop.remove_fd(a.read_end.get());
+  loop.remove_fd(b.read_end.get());
+  EXPECT_EQ(loop.fd_count(), 0u);
+}
+
 TEST(EventLoop, LevelTriggeredHandlerIsCalledAgainWhileDataIsUnread) {
   EventLoop loop;
   Pipe p;
@@ -573,6 +628,11 @@ TEST(EventLoop, AddingARegisteredFdOrModifyingAnUnknownOneThrows) {
   loop.add_fd(p.read_end.get(), EventLoop::readable, &h);
   EXPECT_THROW(loop.add_fd(p.read_end.get(), EventLoop::readable, &h), std::system_error);
   EXPECT_THROW(loop.modify_fd(p.write_end.get(), EventLoop::writable, &h), std::system_error);
+  // What epoll refuses (a number no file has) or nothing can be served by stays unregistered.
+  EXPECT_THROW(loop.add_fd(-1, EventLoop::readable, &h), std::system_error);
+  EXPECT_THROW(loop.add_fd(p.write_end.get(), EventLoop::readable, nullptr), std::system_error);
+  EXPECT_THROW(loop.add_fd(4000, EventLoop::readable, &h), std::system_error);
+  EXPECT_THROW(loop.modify_fd(4000, EventLoop::readable, &h), std::system_error);
   EXPECT_EQ(loop.fd_count(), 1u);
   loop.remove_fd(p.read_end.get());
   loop.remove_fd(p.read_end.get());  // unknown now: ignored
