@@ -28,7 +28,10 @@ until grep -qs listening "$work/serve.err"; do
   sleep 0.1
 done
 
-common=(--duration "$duration" --rate 1000 --ping-interval 1s --json)
+# --settle 25s: after the drain, the idle connections stay open for two buffer release
+# intervals (10 s each) and a margin, and the RSS is read again (rss_settled_kb), so that a
+# catch-up in the last seconds of the run is not mistaken for memory the run kept.
+common=(--duration "$duration" --rate 1000 --ping-interval 1s --settle 25s --json)
 "$tether" soak "${common[@]}" >"$work/ws.out" 2>&1 &
 ws=$!
 "$tether" soak "${common[@]}" --compress >"$work/deflate.out" 2>&1 &

@@ -30,13 +30,14 @@ const std::vector<std::string> report_keys = {"sent",
                                               "max_burst_warmup",
                                               "max_burst_after_warmup"};
 
-nlohmann::json soak_report(const Child& child) {
+nlohmann::json soak_report(const Child& child, const std::vector<std::string>& extra_keys = {}) {
   nlohmann::json report = last_json_line(child.out());
   EXPECT_TRUE(report.is_object()) << child.out() << "\n" << child.err();
   if (!report.is_object()) return nlohmann::json::object();
   std::vector<std::string> keys;
   for (const auto& item : report.items()) keys.push_back(item.key());
   std::vector<std::string> expected = report_keys;
+  expected.insert(expected.end(), extra_keys.begin(), extra_keys.end());
   std::sort(keys.begin(), keys.end());
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(keys, expected) << report.dump();
@@ -76,6 +77,26 @@ TEST(CliSoak, PassesAgainstItsOwnServer) {
   EXPECT_GT(report.value("pings", 0u), 0u) << report.dump();
   EXPECT_EQ(report["reconnects"], 0);
   EXPECT_EQ(soak->out().find('\r'), std::string::npos);  // no progress bar off a terminal
+}
+
+// --settle keeps the drained connections open and idle, then reads the RSS once more: the
+// reading that tells buffers a late catch-up grew (and the release checks give back) from
+// memory the run kept.
+TEST(CliSoak, SettleReadsTheRssAgainAfterTheDrain) {
+  auto soak = run_tether({"soak", "--duration", "1s", "--rate", "100", "--ping-interval", "1s",
+                          "--settle", "300ms", "--json"});
+  EXPECT_EQ(soak->wait_exit(), 0) << soak->err();
+  const nlohmann::json report = soak_report(*soak, {"rss_settled_kb", "rss_anon_settled_kb"});
+  expect_passed(report);
+  const std::uint64_t settled = report.value("rss_settled_kb", 0u);
+  const std::uint64_t anon = report.value("rss_anon_settled_kb", 0u);
+  EXPECT_GT(anon, 0u) << report.dump();
+  EXPECT_LT(anon, settled) << report.dump();
+
+  auto human = run_tether({"soak", "--duration", "500ms", "--rate", "100", "--settle", "200ms"});
+  EXPECT_EQ(human->wait_exit(), 0) << human->err();
+  EXPECT_NE(human->out().find("  settled   "), std::string::npos) << human->out();
+  EXPECT_NE(human->out().find("after 200ms idle"), std::string::npos) << human->out();
 }
 
 TEST(CliSoak, PassesAgainstServeWithCompression) {

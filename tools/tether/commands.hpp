@@ -76,6 +76,7 @@ struct SoakConfig {
   std::string ping_interval = "1s";
   std::string pong_timeout = "5s";
   std::string connect_timeout = "10s";
+  std::string settle = "0s";
   unsigned connections = 1;
   std::string payload = "json";
   std::string size = "64";

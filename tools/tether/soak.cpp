@@ -222,12 +222,13 @@ class Soak {
         loop_(loop),
         url_(std::move(url)),
         data_size_(static_cast<std::size_t>(*parse_bytes(config.size))),
-        duration_(*parse_duration(config.duration)) {}
+        duration_(*parse_duration(config.duration)),
+        settle_(*parse_duration(config.settle)) {}
 
   int run(bool own_server);
 
  private:
-  enum class Phase { connecting, sending, draining, closing, done };
+  enum class Phase { connecting, sending, draining, settling, closing, done };
 
   void on_open(Slot& s, const ConnectionPtr& c);
   void on_message(Slot& s, MessageType type, ByteView payload);
@@ -249,6 +250,7 @@ class Soak {
   const std::string url_;
   const std::size_t data_size_;
   const Duration duration_;
+  const Duration settle_;
   std::vector<Slot> slots_;
   Phase phase_ = Phase::connecting;
   Counters counters_;
@@ -264,6 +266,9 @@ class Soak {
   bool interrupted_ = false, aborted_ = false;
   std::uint64_t rss_start_ = 0, rss_warm_ = 0, rss_end_ = 0;
   std::uint64_t anon_start_ = 0, anon_warm_ = 0, anon_end_ = 0;
+  // After --settle of idle connections: what the run left behind once buffers grown by a
+  // catch-up in its last seconds had their release interval to go.
+  std::optional<std::uint64_t> rss_settled_, anon_settled_;
   // The most messages one tick had to send at once, before and after the warm-up sample: a
   // pause of the process (or of the machine) shows as a catch-up, and a catch-up larger than
   // any before the warm-up can leave buffers, and RSS, at a new high-water mark.
@@ -447,6 +452,17 @@ void Soak::check_drained() {
   phase_timer_ = 0;
   rss_end_ = resident_kib();
   anon_end_ = anonymous_resident_kib();
+  if (settle_.count() > 0 && !interrupted_) {
+    phase_ = Phase::settling;
+    phase_timer_ = loop_.call_after(settle_, [this] {
+      phase_timer_ = 0;
+      rss_settled_ = resident_kib();
+      anon_settled_ = anonymous_resident_kib();
+      phase_ = Phase::closing;
+      close_all();
+    });
+    return;
+  }
   phase_ = Phase::closing;
   close_all();
 }
@@ -485,6 +501,7 @@ void Soak::show_progress() {
          "  verified " + std::to_string(counters_.verified) + "  corrupted " +
          std::to_string(counters_.corrupted()) + "  lost " + std::to_string(counters_.lost);
   if (phase_ == Phase::draining) bar += "  (waiting for echoes)";
+  if (phase_ == Phase::settling) bar += "  (settling)";
   progress_.show(bar);
 }
 
@@ -512,6 +529,10 @@ void Soak::print_report(bool own_server) const {
     j["rss_anon_start_kb"] = anon_start_;
     j["rss_anon_warm_kb"] = anon_warm_;
     j["rss_anon_end_kb"] = anon_end_;
+    if (rss_settled_) {
+      j["rss_settled_kb"] = *rss_settled_;
+      j["rss_anon_settled_kb"] = *anon_settled_;
+    }
     j["max_burst_warmup"] = burst_warmup_;
     j["max_burst_after_warmup"] = burst_after_warmup_;
     std::printf("%s\n", j.dump().c_str());
@@ -544,6 +565,9 @@ void Soak::print_report(bool own_server) const {
   std::printf("  anonymous %" PRIu64 " KiB at start, %" PRIu64 " KiB after warm-up, %" PRIu64
               " KiB at end\n",
               anon_start_, anon_warm_, anon_end_);
+  if (rss_settled_)
+    std::printf("  settled   %" PRIu64 " KiB (anonymous %" PRIu64 " KiB) after %s idle\n",
+                *rss_settled_, *anon_settled_, config_.settle.c_str());
   std::printf("catch-up    at most %" PRIu64 " messages in one tick before warm-up, %" PRIu64
               " after\n",
               burst_warmup_, burst_after_warmup_);
@@ -599,7 +623,9 @@ int Soak::run(bool own_server) {
       return loop_.stop();
     }
     interrupted_ = true;
-    if (phase_ == Phase::connecting) {
+    if (phase_ == Phase::connecting || phase_ == Phase::settling) {
+      if (phase_timer_) loop_.cancel(phase_timer_);
+      phase_timer_ = 0;
       phase_ = Phase::closing;
       return close_all();
     }
@@ -674,8 +700,9 @@ CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
       "  --json prints instead one JSON object, the last line of stdout, with keys\n"
       "  sent, received, verified, corrupted, lost, pings, pongs, reconnects, p99_us,\n"
       "  rss_start_kb, rss_warm_kb, rss_end_kb, rss_anon_start_kb, rss_anon_warm_kb,\n"
-      "  rss_anon_end_kb, max_burst_warmup,\n"
-      "  max_burst_after_warmup. On a terminal a progress bar is shown meanwhile.\n"
+      "  rss_anon_end_kb, max_burst_warmup, max_burst_after_warmup, and with --settle\n"
+      "  rss_settled_kb and rss_anon_settled_kb. On a terminal a progress bar is shown\n"
+      "  meanwhile.\n"
       "  Exit 0 only when verified == sent > 0 and nothing was corrupted or lost (or\n"
       "  refused by backpressure); 1 otherwise; 2 when a connection fails before it\n"
       "  first opened.\n" +
@@ -703,6 +730,12 @@ CLI::App* add_soak_command(CLI::App& app, SoakConfig& config) {
       ->capture_default_str();
   cmd->add_option("--connect-timeout", config.connect_timeout,
                   "Bound on DNS + TCP connect + opening handshake")
+      ->type_name("DUR")
+      ->check(duration_check())
+      ->capture_default_str();
+  cmd->add_option("--settle", config.settle,
+                  "After the drain, keep the connections open and idle this long, then read "
+                  "the RSS again (rss_settled_kb; 0: not read)")
       ->type_name("DUR")
       ->check(duration_check())
       ->capture_default_str();
