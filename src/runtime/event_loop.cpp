@@ -126,7 +126,9 @@ struct EventLoop::Impl {
       }
       free_slots.push_back(static_cast<std::uint32_t>(slots.size() - 1));
     }
-    heap.reserve(heap.size() + 1);  // the last step that can throw, before any change
+    // The last step that can throw, before any change; doubling, since reserve() gives exactly
+    // what it is asked for.
+    if (heap.size() == heap.capacity()) heap.reserve(std::max<std::size_t>(16, heap.size() * 2));
     const std::uint32_t index = free_slots.back();
     free_slots.pop_back();
     TimerSlot& slot = slots[index];

@@ -384,6 +384,21 @@ TEST(EventLoop, ASteadyLoopOfTimersPostsAndEndOfTurnWorkAllocatesNothing) {
   EXPECT_EQ(steady->at_end - steady->at_warm, 0u);
 }
 
+// Arming many timers grows the slot table and the deadline heap by doubling: a count of
+// allocations that grows with the log of the timers, not one per timer.
+TEST(EventLoop, ArmingTenThousandTimersAllocatesLogarithmicallyOften) {
+  EventLoop loop;
+  int fired = 0;
+  int* counter = &fired;
+  const std::uint64_t before = allocations_made.load();
+  for (int i = 0; i < 10000; ++i) loop.call_after(1ms, [counter] { ++*counter; });
+  const std::uint64_t made = allocations_made.load() - before;
+  EXPECT_LT(made, 100u);
+  loop.call_after(5ms, [&] { loop.stop(); });
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(fired, 10000);
+}
+
 TEST(EventLoop, ZeroDelayTimerArmedByATimerWaitsForTheNextTurn) {
   EventLoop loop;
   int turns_seen = 0;
