@@ -264,11 +264,10 @@ class Soak {
   unsigned opened_ = 0, finished_ = 0;
   std::optional<std::string> connect_error_;
   bool interrupted_ = false, aborted_ = false;
-  std::uint64_t rss_start_ = 0, rss_warm_ = 0, rss_end_ = 0;
-  std::uint64_t anon_start_ = 0, anon_warm_ = 0, anon_end_ = 0;
+  ResidentKib rss_start_, rss_warm_, rss_end_;
   // After --settle of idle connections: what the run left behind once buffers grown by a
   // catch-up in its last seconds had their release interval to go.
-  std::optional<std::uint64_t> rss_settled_, anon_settled_;
+  std::optional<ResidentKib> rss_settled_;
   // The most messages one tick had to send at once, before and after the warm-up sample: a
   // pause of the process (or of the machine) shows as a catch-up, and a catch-up larger than
   // any before the warm-up can leave buffers, and RSS, at a new high-water mark.
@@ -367,7 +366,6 @@ void Soak::on_message(Slot& s, MessageType type, ByteView payload) {
 void Soak::start_sending() {
   phase_ = Phase::sending;
   rss_start_ = resident_kib();
-  anon_start_ = anonymous_resident_kib();
   send_start_ = Clock::now();
   // Fine enough to spread the sends evenly, coarse enough not to spin at low rates.
   const double per_message_ms = 1000.0 / config_.rate;
@@ -378,7 +376,6 @@ void Soak::start_sending() {
       loop_.call_after(std::min<Duration>(duration_ / 10, std::chrono::minutes(1)), [this] {
         warm_timer_ = 0;
         rss_warm_ = resident_kib();
-        anon_warm_ = anonymous_resident_kib();
       });
   phase_timer_ = loop_.call_after(duration_, [this] {
     phase_timer_ = 0;
@@ -394,7 +391,7 @@ void Soak::tick() {
   // the timer's jitter.
   const auto due = static_cast<std::uint64_t>(std::floor(config_.rate * elapsed)) + 1;
   if (due > attempted_) {
-    std::uint64_t& burst = rss_warm_ == 0 ? burst_warmup_ : burst_after_warmup_;
+    std::uint64_t& burst = rss_warm_.total == 0 ? burst_warmup_ : burst_after_warmup_;
     burst = std::max(burst, due - attempted_);
   }
   while (attempted_ < due) {
@@ -425,10 +422,7 @@ void Soak::stop_sending() {
   if (phase_ != Phase::sending) return;
   if (warm_timer_) loop_.cancel(warm_timer_);
   warm_timer_ = 0;
-  if (rss_warm_ == 0) {
-    rss_warm_ = resident_kib();
-    anon_warm_ = anonymous_resident_kib();
-  }
+  if (rss_warm_.total == 0) rss_warm_ = resident_kib();
   if (tick_timer_) loop_.cancel(tick_timer_);
   tick_timer_ = 0;
   if (phase_timer_) loop_.cancel(phase_timer_);
@@ -451,13 +445,11 @@ void Soak::check_drained() {
   if (phase_timer_) loop_.cancel(phase_timer_);
   phase_timer_ = 0;
   rss_end_ = resident_kib();
-  anon_end_ = anonymous_resident_kib();
   if (settle_.count() > 0 && !interrupted_) {
     phase_ = Phase::settling;
     phase_timer_ = loop_.call_after(settle_, [this] {
       phase_timer_ = 0;
       rss_settled_ = resident_kib();
-      anon_settled_ = anonymous_resident_kib();
       phase_ = Phase::closing;
       close_all();
     });
@@ -523,15 +515,15 @@ void Soak::print_report(bool own_server) const {
     j["pongs"] = counters_.pongs;
     j["reconnects"] = reconnects_;
     j["p99_us"] = p99_us;
-    j["rss_start_kb"] = rss_start_;
-    j["rss_warm_kb"] = rss_warm_;
-    j["rss_end_kb"] = rss_end_;
-    j["rss_anon_start_kb"] = anon_start_;
-    j["rss_anon_warm_kb"] = anon_warm_;
-    j["rss_anon_end_kb"] = anon_end_;
+    j["rss_start_kb"] = rss_start_.total;
+    j["rss_warm_kb"] = rss_warm_.total;
+    j["rss_end_kb"] = rss_end_.total;
+    j["rss_anon_start_kb"] = rss_start_.anonymous;
+    j["rss_anon_warm_kb"] = rss_warm_.anonymous;
+    j["rss_anon_end_kb"] = rss_end_.anonymous;
     if (rss_settled_) {
-      j["rss_settled_kb"] = *rss_settled_;
-      j["rss_anon_settled_kb"] = *anon_settled_;
+      j["rss_settled_kb"] = rss_settled_->total;
+      j["rss_anon_settled_kb"] = rss_settled_->anonymous;
     }
     j["max_burst_warmup"] = burst_warmup_;
     j["max_burst_after_warmup"] = burst_after_warmup_;
@@ -561,13 +553,13 @@ void Soak::print_report(bool own_server) const {
               p99_us, us(latency_.max()));
   std::printf("RSS         %" PRIu64 " KiB at start, %" PRIu64 " KiB after warm-up, %" PRIu64
               " KiB at end\n",
-              rss_start_, rss_warm_, rss_end_);
+              rss_start_.total, rss_warm_.total, rss_end_.total);
   std::printf("  anonymous %" PRIu64 " KiB at start, %" PRIu64 " KiB after warm-up, %" PRIu64
               " KiB at end\n",
-              anon_start_, anon_warm_, anon_end_);
+              rss_start_.anonymous, rss_warm_.anonymous, rss_end_.anonymous);
   if (rss_settled_)
     std::printf("  settled   %" PRIu64 " KiB (anonymous %" PRIu64 " KiB) after %s idle\n",
-                *rss_settled_, *anon_settled_, config_.settle.c_str());
+                rss_settled_->total, rss_settled_->anonymous, config_.settle.c_str());
   std::printf("catch-up    at most %" PRIu64 " messages in one tick before warm-up, %" PRIu64
               " after\n",
               burst_warmup_, burst_after_warmup_);
@@ -655,10 +647,7 @@ int Soak::run(bool own_server) {
                                   : "error: the connection failed before it opened");
     code = interrupted_ ? exit_failure : exit_connect_failed;
   } else {
-    if (rss_end_ == 0) {
-      rss_end_ = resident_kib();
-      anon_end_ = anonymous_resident_kib();
-    }
+    if (rss_end_.total == 0) rss_end_ = resident_kib();
     print_report(own_server);
     if (!passed()) code = exit_failure;
   }

@@ -58,33 +58,16 @@ double process_cpu_seconds() noexcept {
   return seconds(ru.ru_utime) + seconds(ru.ru_stime);
 }
 
-namespace {
-
-// statm: size, resident and shared (file-backed and shmem) pages.
-bool read_statm(unsigned long long& resident, unsigned long long& shared) noexcept {
+ResidentKib resident_kib() noexcept {
+  // statm: size, resident and shared (file-backed and shmem) pages.
   std::FILE* f = std::fopen("/proc/self/statm", "re");
-  if (f == nullptr) return false;
-  unsigned long long size = 0;
+  if (f == nullptr) return {};
+  unsigned long long size = 0, resident = 0, shared = 0;
   const int n = std::fscanf(f, "%llu %llu %llu", &size, &resident, &shared);
   std::fclose(f);
-  return n == 3;
-}
-
-std::uint64_t pages_to_kib(unsigned long long pages) noexcept {
-  return pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024;
-}
-
-}  // namespace
-
-std::uint64_t resident_kib() noexcept {
-  unsigned long long resident = 0, shared = 0;
-  return read_statm(resident, shared) ? pages_to_kib(resident) : 0;
-}
-
-std::uint64_t anonymous_resident_kib() noexcept {
-  unsigned long long resident = 0, shared = 0;
-  if (!read_statm(resident, shared)) return 0;
-  return pages_to_kib(resident >= shared ? resident - shared : 0);
+  if (n != 3) return {};
+  const auto page_kib = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) / 1024;
+  return {resident * page_kib, (resident >= shared ? resident - shared : 0) * page_kib};
 }
 
 ProgressLine::ProgressLine() : active_(stdout_is_tty()) {}

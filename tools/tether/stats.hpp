@@ -34,11 +34,14 @@ class LatencyHistogram {
 
 /// User plus system CPU seconds of this process so far (getrusage).
 double process_cpu_seconds() noexcept;
-/// Resident set size of this process in KiB, from /proc/self/statm; 0 if unreadable.
-std::uint64_t resident_kib() noexcept;
-/// The part of it that is anonymous memory (heap, stacks, mappings of the process's own),
-/// without the pages of the binary and libraries, which grow the first time a path runs.
-std::uint64_t anonymous_resident_kib() noexcept;
+/// Resident set size of this process in KiB, from one read of /proc/self/statm (zeros if
+/// unreadable), and the part of it that is anonymous memory (heap, stacks, the process's own
+/// mappings), without the pages of the binary and libraries paged in the first time a path runs.
+struct ResidentKib {
+  std::uint64_t total = 0;
+  std::uint64_t anonymous = 0;
+};
+ResidentKib resident_kib() noexcept;
 
 /// A status line rewritten in place on a terminal (\r, then erase to the end of the line).
 /// It never prints anything when stdout is not a terminal, so piped output stays clean.
