@@ -45,6 +45,11 @@ class EventLoop {
   static constexpr std::uint32_t writable = 1u << 1;
   static constexpr std::uint32_t hangup = 1u << 2;
   static constexpr std::uint32_t error = 1u << 3;
+  /// With add_fd/modify_fd: edge-triggered (EPOLLET). A readiness is reported once when it
+  /// arises, so the handler must read until a short read or EAGAIN, and call modify_fd to be
+  /// told again about data it chose to leave. Ready descriptors are then served in the order
+  /// they became ready; level triggering puts the ones of the last turn first.
+  static constexpr std::uint32_t edge = 1u << 4;
 
   using TimerId = std::uint64_t;
 
@@ -80,8 +85,9 @@ class EventLoop {
   /// Cancels a pending timer; a fired or unknown id is ignored.
   void cancel(TimerId id) noexcept;
 
-  /// Registers `fd` for `events` (readable/writable); edge-triggered is not used, so a
-  /// handler that leaves data unread is called again next turn.
+  /// Registers `fd` for `events` (readable/writable, plus `edge`). Level-triggered unless
+  /// `edge` is given: a handler that leaves data unread is called again next turn. modify_fd
+  /// also re-reports a readiness that is still there, in both modes.
   void add_fd(int fd, std::uint32_t events, IoHandler* handler);
   void modify_fd(int fd, std::uint32_t events, IoHandler* handler);
   /// Unregisters `fd`; no further on_io() for it, even later in the current turn.

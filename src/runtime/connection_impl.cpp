@@ -54,7 +54,7 @@ ConnectionImpl::ConnectionImpl(Setup setup, ClientHandshakeConfig handshake)
 ConnectionImpl::~ConnectionImpl() = default;
 
 void ConnectionImpl::start() {
-  loop_.add_fd(fd_.get(), EventLoop::readable, this);
+  loop_.add_fd(fd_.get(), interest(), this);
   after_activity();
 }
 
@@ -215,12 +215,16 @@ void ConnectionImpl::publish_buffered() noexcept {
 
 void ConnectionImpl::on_io(std::uint32_t events) {
   auto keep = shared_from_this();  // callbacks below may drop the owner's reference
-  if (events & (EventLoop::readable | EventLoop::hangup | EventLoop::error)) read_ready();
+  if (events & (EventLoop::readable | EventLoop::hangup | EventLoop::error)) read_ready(events);
   if (fd_ && (events & EventLoop::writable)) flush();
 }
 
-void ConnectionImpl::read_ready() {
+void ConnectionImpl::read_ready(std::uint32_t events) {
   MutableByteView buf = read_buffer();
+  // An edge is reported once: a FIN that came with the last bytes is read now, not left
+  // behind by the short read that would otherwise end the event.
+  const bool to_eof = (events & (EventLoop::hangup | EventLoop::error)) != 0;
+  bool drained = false;
   for (int i = 0; i < max_reads_per_event && fd_; ++i) {
     ssize_t n = net::io_ops().read(fd_.get(), buf.data(), buf.size());
     if (n > 0) {
@@ -230,19 +234,31 @@ void ConnectionImpl::read_ready() {
       } else {
         session_.receive(buf.first(static_cast<std::size_t>(n)));
       }
-      if (static_cast<std::size_t>(n) < buf.size()) break;
+      if (static_cast<std::size_t>(n) < buf.size() && !to_eof) {
+        drained = true;
+        break;
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      drained = true;
+      break;
+    }
     if (n < 0 && owner_)
       owner_->log(LogLevel::info,
                   "connection " + std::to_string(id_) + " read error: " + std::strerror(errno));
-    // EOF or a hard error: the peer is gone.
+    // EOF or a hard error: the peer is gone. After an EOF, what this turn queued for it (the
+    // reply to its last message) still goes out: a peer that shut down only its sending half
+    // reads on.
+    if (n == 0 && !want_write_ && output_pending()) flush();
+    if (!fd_) return;
     session_.receive_eof();
     close_socket();
     return;
   }
+  // Data left unread for fairness (max_reads_per_event) makes no new edge: ask again.
+  if (fd_ && !drained && trigger_) loop_.modify_fd(fd_.get(), interest(), this);
   after_activity();
 }
 
@@ -256,12 +272,12 @@ bool ConnectionImpl::write_some(ByteView bytes, std::size_t& written) {
     if (n >= 0) {
       written = static_cast<std::size_t>(n);
       // A short write means the socket buffer is full: wait for EPOLLOUT instead of spinning.
-      if (written < bytes.size()) set_writable_interest(true);
+      if (written < bytes.size()) set_writable_interest(true, true);
       return true;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      set_writable_interest(true);
+      set_writable_interest(true, true);
       return true;
     }
     if (owner_)
@@ -362,10 +378,17 @@ void ConnectionImpl::flush() {
   }
 }
 
-void ConnectionImpl::set_writable_interest(bool on) {
-  if (on == want_write_ || !fd_) return;
+std::uint32_t ConnectionImpl::interest() const noexcept {
+  return EventLoop::readable | trigger_ | (want_write_ ? EventLoop::writable : 0u);
+}
+
+// `again`: after a write fell short. Under edge triggering EPOLLOUT is then asked for even if
+// it was asked already: the loop reports changes only, and a short write that left space
+// after all (a fault injector's) is followed by none.
+void ConnectionImpl::set_writable_interest(bool on, bool again) {
+  if (!fd_ || (on == want_write_ && !(again && trigger_))) return;
   want_write_ = on;
-  loop_.modify_fd(fd_.get(), EventLoop::readable | (on ? EventLoop::writable : 0u), this);
+  loop_.modify_fd(fd_.get(), interest(), this);
 }
 
 void ConnectionImpl::after_activity() {

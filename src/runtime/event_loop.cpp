@@ -1,4 +1,5 @@
-// EventLoop on Linux epoll (level-triggered) with an eventfd for cross-thread wake-ups.
+// EventLoop on Linux epoll (level-triggered unless a registration asks for edges) with an
+// eventfd for cross-thread wake-ups.
 #include "tether/event_loop.hpp"
 
 #include <sys/epoll.h>
@@ -31,6 +32,7 @@ std::uint32_t to_epoll(std::uint32_t events) noexcept {
   // level triggering, so a handler that paused reading would otherwise be woken every turn.
   if (events & EventLoop::readable) out |= EPOLLIN | EPOLLRDHUP;
   if (events & EventLoop::writable) out |= EPOLLOUT;
+  if (events & EventLoop::edge) out |= EPOLLET;
   return out;
 }
 

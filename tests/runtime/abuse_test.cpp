@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/resource.h>
 
+#include <future>
 #include <random>
 
 #include "core/session_harness.hpp"
@@ -102,6 +103,55 @@ TEST(Abuse, LengthClaimOf2To62IsClosedWith1009AtOnce) {
   EXPECT_EQ(static_cast<unsigned char>(reply[0]), 0x88);
   EXPECT_EQ(reply.substr(2, 2), "\x03\xf1");
   ::close(fd);
+}
+
+// A peer's last message and its FIN reach the server before the server reads either, so one
+// edge reports both: the server must deliver the message and also see the end, not stop at
+// the short read that drained the message and wait for a keepalive timeout.
+TEST(Abuse, MessageAndFinInOneReadinessAreBothHandled) {
+  std::promise<void> hold, held;
+  std::atomic<int> messages{0}, close_code{0};
+  ServerBehavior b = echo_behavior();
+  auto echo = b.on_message;
+  b.on_message = [&](const ConnectionPtr& c, MessageType t, ByteView p) {
+    ++messages;
+    echo(c, t, p);
+  };
+  b.on_close = [&](const ConnectionPtr&, std::uint16_t code, std::string_view) {
+    close_code = code;
+  };
+  ServerThread st(local_server_options(), b);
+  int fd = test::connect_raw(st.server->port(), upgrade_request);
+  ASSERT_NE(read_until(fd, "\r\n\r\n").find("101"), std::string::npos);
+  // Park the loop thread in a task until both the frame and the FIN are queued on its socket.
+  auto parked = hold.get_future();
+  st.loop.post([&] {
+    held.set_value();
+    parked.wait();
+  });
+  held.get_future().wait();
+  const unsigned char frame[] = {0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2};  // masked "hi"
+  ASSERT_EQ(::write(fd, frame, sizeof frame), static_cast<ssize_t>(sizeof frame));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+  hold.set_value();
+  // The echo, then EOF: the server closed its end once it read ours.
+  std::string got;
+  bool eof = false;
+  char buf[256];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 10000) <= 0) break;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      eof = n == 0;
+      break;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(got, std::string("\x81\x02hi", 4));
+  EXPECT_TRUE(eof) << "the server did not close after the peer's FIN";
+  EXPECT_EQ(messages.load(), 1);
 }
 
 // A client that never reads while the server keeps sending: the server's memory for it stays

@@ -2,6 +2,7 @@
 #include "tether/event_loop.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -595,6 +596,44 @@ TEST(EventLoop, LevelTriggeredHandlerIsCalledAgainWhileDataIsUnread) {
     }
   };
   loop.add_fd(p.read_end.get(), EventLoop::readable, &h);
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(calls, 3);
+}
+
+// Under `edge` a readiness is reported when it arises, not on every turn while it lasts; new
+// data or a modify_fd reports it again. A socket, since a pipe's writes into a non-empty pipe
+// need not wake its readers.
+TEST(EventLoop, EdgeTriggeredHandlerIsCalledOncePerArrivalOrModify) {
+  EventLoop loop;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  net::Fd reader(sv[0]), writer(sv[1]);
+  auto put = [&] { ASSERT_EQ(::write(writer.get(), "x", 1), 1); };
+  put();
+  int calls = 0, turns = 0;
+  FnHandler h;
+  h.fn = [&](std::uint32_t events) {
+    EXPECT_TRUE(events & EventLoop::readable);
+    ++calls;  // reads nothing: the data stays
+  };
+  const std::uint32_t interest = EventLoop::readable | EventLoop::edge;
+  loop.add_fd(reader.get(), interest, &h);
+  // A zero-delay timer re-armed by itself runs once per turn: it counts the turns.
+  std::function<void()> tick = [&] {
+    ++turns;
+    if (turns == 5) {
+      EXPECT_EQ(calls, 1);
+      put();
+    } else if (turns == 10) {
+      EXPECT_EQ(calls, 2);
+      loop.modify_fd(reader.get(), interest, &h);
+    } else if (turns == 15) {
+      loop.remove_fd(reader.get());
+      return loop.stop();
+    }
+    loop.call_after(0ms, tick);
+  };
+  loop.call_after(0ms, tick);
   ASSERT_TRUE(run_bounded(loop));
   EXPECT_EQ(calls, 3);
 }
