@@ -36,7 +36,8 @@ class TimerTask {
 /// An epoll event loop. All members except post(), stop() and is_loop_thread() must be called
 /// on the loop's thread (the thread inside run()), or before run() starts.
 ///
-/// Each turn: wait for readiness (bounded by the next timer), dispatch I/O, run expired
+/// Each turn: wait for readiness (bounded by the next timer), dispatch I/O (until the turn has
+/// read turn_read_budget; the rest is served next turn, before waiting again), run expired
 /// timers, run work posted from other threads, then run the end-of-turn callbacks, where
 /// connections flush everything they queued during the turn in one write (corking).
 class EventLoop {
@@ -99,6 +100,13 @@ class EventLoop {
   /// The same for a task kept alive until it ran; queuing it never allocates in steady state
   /// (a std::function holding a shared_ptr would), which matters on the per-message path.
   void at_end_of_turn(std::shared_ptr<TurnTask> task);
+
+  /// Bytes a turn reads before it ends early: the replies to what it read (corked until the
+  /// end of the turn) then leave before more is read, and the ready fds not served yet go
+  /// first in the next turn. Each large message gets a turn of its own; small ones share one.
+  static constexpr std::size_t turn_read_budget = 64 * 1024;
+  /// Counts `bytes` read by a handler against this turn's budget. Loop thread.
+  void note_read(std::size_t bytes) noexcept;
 
   /// Number of registered fds (for tests and stats).
   std::size_t fd_count() const noexcept;

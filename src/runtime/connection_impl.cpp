@@ -228,6 +228,7 @@ void ConnectionImpl::read_ready(std::uint32_t events) {
   for (int i = 0; i < max_reads_per_event && fd_; ++i) {
     ssize_t n = net::io_ops().read(fd_.get(), buf.data(), buf.size());
     if (n > 0) {
+      loop_.note_read(static_cast<std::size_t>(n));
       if (awaiting_eof_) continue;  // closed already: drain until the server's FIN
       if (tls_) {
         if (!feed_tls(buf.first(static_cast<std::size_t>(n)))) return;

@@ -225,6 +225,10 @@ struct EventLoop::Impl {
   int epoll_fd = -1;
   int wake_fd = -1;
   std::array<epoll_event, max_events> events{};
+  // Events of the last epoll_wait not dispatched yet: a turn that read its budget ended early.
+  int event_count = 0;
+  int next_event = 0;
+  std::size_t turn_read = 0;
 
   std::atomic<bool> stop_requested{false};
   // Default-constructed (no thread) while run() is not active.
@@ -285,15 +289,22 @@ void EventLoop::run() {
 
   now_ = Clock::now();
   while (!s.stop_requested.load()) {
-    int n = ::epoll_wait(s.epoll_fd, s.events.data(), Impl::max_events, s.next_timeout_ms());
-    if (n < 0) {
-      if (errno != EINTR) throw_errno("epoll_wait");
-      n = 0;
+    // Descriptors left by a turn that ended early go first, before new readiness is collected:
+    // under edge triggering they would not be reported again.
+    if (s.next_event >= s.event_count) {
+      int n = ::epoll_wait(s.epoll_fd, s.events.data(), Impl::max_events, s.next_timeout_ms());
+      if (n < 0) {
+        if (errno != EINTR) throw_errno("epoll_wait");
+        n = 0;
+      }
+      s.event_count = n;
+      s.next_event = 0;
     }
     now_ = Clock::now();
 
-    for (int i = 0; i < n; ++i) {
-      const epoll_event& ev = s.events[static_cast<std::size_t>(i)];
+    s.turn_read = 0;
+    while (s.next_event < s.event_count && s.turn_read < turn_read_budget) {
+      const epoll_event ev = s.events[static_cast<std::size_t>(s.next_event++)];
       if (ev.data.u64 == Impl::wake_tag) {
         s.drain_wake();
         continue;
@@ -436,6 +447,10 @@ void EventLoop::at_end_of_turn(std::shared_ptr<TurnTask> task) {
 
 void EventLoop::at_end_of_turn(std::function<void()> fn) {
   impl_->end_of_turn.push(std::move(fn));
+}
+
+void EventLoop::note_read(std::size_t bytes) noexcept {
+  impl_->turn_read += bytes;
 }
 
 std::size_t EventLoop::fd_count() const noexcept {

@@ -459,6 +459,37 @@ TEST(EventLoop, EndOfTurnRunsAfterTheTurnsIoAndNestedOnesInTheSamePhase) {
   loop.remove_fd(b.read_end.get());
 }
 
+// A handler that reads the turn's budget ends the turn: its end-of-turn work (the corked
+// replies) runs before the other ready fd is served, and that fd, edge-triggered here, is
+// still served once next turn although epoll will not report it again.
+TEST(EventLoop, ATurnThatReadItsBudgetEndsAndTheRestAreServedNextTurn) {
+  EventLoop loop;
+  Pipe a;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  net::Fd b(sv[0]), b_writer(sv[1]);
+  a.put();
+  ASSERT_EQ(::write(b_writer.get(), "x", 1), 1);
+  std::vector<std::string> log;
+  FnHandler h;
+  h.fn = [&](std::uint32_t) {
+    log.push_back("io");
+    if (log.size() == 1) {
+      loop.note_read(EventLoop::turn_read_budget);
+      loop.at_end_of_turn([&] { log.push_back("end"); });
+    } else {
+      loop.post([&] { loop.stop(); });
+    }
+  };
+  loop.add_fd(a.read_end.get(), EventLoop::readable | EventLoop::edge, &h);
+  loop.add_fd(b.get(), EventLoop::readable | EventLoop::edge, &h);
+  // Both are ready before the first epoll_wait, so one call reports both.
+  ASSERT_TRUE(run_bounded(loop));
+  EXPECT_EQ(log, (std::vector<std::string>{"io", "end", "io"}));
+  loop.remove_fd(a.read_end.get());
+  loop.remove_fd(b.get());
+}
+
 TEST(EventLoop, EndOfTurnQueuedBeforeRunDoesNotWaitForAnEvent) {
   EventLoop loop;
   bool ran = false;
