@@ -102,8 +102,12 @@ int main(int argc, char** argv) {
   }
   done = true;
   partner.join();
-  if (!partner_alive || samples.empty()) {
+  if (!partner_alive) {
     std::fprintf(stderr, "core_pair_latency: CPU %d did not answer\n", cpu_b);
+    return 1;
+  }
+  if (samples.empty()) {
+    std::fprintf(stderr, "core_pair_latency: no sample in %g s (each takes 10 ms)\n", seconds);
     return 1;
   }
   std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());

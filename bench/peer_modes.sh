@@ -29,6 +29,7 @@ IFS=, read -r -a workloads <<<"${5:?$usage}"
 shift 5
 (($#)) || { echo "$usage" >&2; exit 2; }
 near_ns="${NEAR_NS:-150}"
+server_pid=""
 
 # The same flags as compare.sh's workloads, so that the figures can be set beside its tables.
 declare -A flags=(
