@@ -273,12 +273,12 @@ bool ConnectionImpl::write_some(ByteView bytes, std::size_t& written) {
     if (n >= 0) {
       written = static_cast<std::size_t>(n);
       // A short write means the socket buffer is full: wait for EPOLLOUT instead of spinning.
-      if (written < bytes.size()) set_writable_interest(true, true);
+      if (written < bytes.size()) set_writable_interest(true);
       return true;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      set_writable_interest(true, true);
+      set_writable_interest(true);
       return true;
     }
     if (owner_)
@@ -383,11 +383,10 @@ std::uint32_t ConnectionImpl::interest() const noexcept {
   return EventLoop::readable | trigger_ | (want_write_ ? EventLoop::writable : 0u);
 }
 
-// `again`: after a write fell short. Under edge triggering EPOLLOUT is then asked for even if
-// it was asked already: the loop reports changes only, and a short write that left space
-// after all (a fault injector's) is followed by none.
-void ConnectionImpl::set_writable_interest(bool on, bool again) {
-  if (!fd_ || (on == want_write_ && !(again && trigger_))) return;
+// Under edge triggering a write that fell short while EPOLLOUT was asked for already needs no
+// new request: the kernel marked the socket out of room and wakes epoll when room returns.
+void ConnectionImpl::set_writable_interest(bool on) {
+  if (on == want_write_ || !fd_) return;
   want_write_ = on;
   loop_.modify_fd(fd_.get(), interest(), this);
 }

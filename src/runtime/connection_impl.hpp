@@ -137,7 +137,7 @@ class ConnectionImpl final : public Connection,
   bool write_some(ByteView bytes, std::size_t& written);
   void after_activity();
   void rearm_timer();
-  void set_writable_interest(bool on, bool again = false);
+  void set_writable_interest(bool on);
   void close_socket();
   void publish_buffered() noexcept;
 
@@ -162,10 +162,10 @@ class ConnectionImpl final : public Connection,
   std::atomic<std::size_t> buffered_{0};  // session bytes, published after each loop action
   bool flush_scheduled_ = false;
   bool want_write_ = false;
-  // EventLoop::edge when reads can be trusted to drain (net::IoOps::short_read_drains): the
-  // loop then serves connections in the order their data came, where level triggering put
-  // the ones served last turn first and doubled the latency of the others (bench/RESULTS.md).
-  const std::uint32_t trigger_ = net::io_ops().short_read_drains ? EventLoop::edge : 0u;
+  // EventLoop::edge when I/O results can be trusted (net::IoOps::truthful): the loop then
+  // serves connections in the order their data came, where level triggering put the ones
+  // served last turn first and doubled the latency of the others (bench/RESULTS.md).
+  const std::uint32_t trigger_ = net::io_ops().truthful ? EventLoop::edge : 0u;
   bool above_low_water_ = false;
   bool awaiting_eof_ = false;  // client: closed, waiting for the server to close TCP first
 

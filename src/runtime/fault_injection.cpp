@@ -20,11 +20,9 @@ FaultInjector::FaultInjector(const FaultConfig& config)
   if (!g_active.compare_exchange_strong(expected, this)) {
     throw std::logic_error("FaultInjector: another injector is already active");
   }
-  if (config_.reads) {
-    io_ops().read = &injected_read;
-    io_ops().short_read_drains = false;
-  }
+  if (config_.reads) io_ops().read = &injected_read;
   if (config_.writes) io_ops().writev = &injected_writev;
+  if (config_.reads || config_.writes) io_ops().truthful = false;
 }
 
 FaultInjector::~FaultInjector() {

@@ -150,10 +150,10 @@ class Resolver {
 struct IoOps {
   ssize_t (*read)(int fd, void* buf, size_t n);
   ssize_t (*writev)(int fd, const struct iovec* iov, int iovcnt);
-  /// Whether a read that returns less than asked, or EAGAIN, means the socket had nothing more
-  /// (true of kernel sockets). Connections then use edge-triggered readiness; a fault injector
-  /// that shortens reads on its own clears it.
-  bool short_read_drains = true;
+  /// Whether a short transfer or EAGAIN means the socket had no more data or room, so that a
+  /// later change will wake epoll (true of kernel sockets). Connections then use edge-triggered
+  /// readiness; a fault injector, whose faults say nothing of the socket, clears it.
+  bool truthful = true;
 };
 
 /// The live table (defaults: ::read, and sendmsg with MSG_NOSIGNAL, so a write to a reset
