@@ -17,7 +17,11 @@ std::atomic<std::uint64_t> next_connection_id{1};
 // all its pages are resident from the start: otherwise the first burst that fills more of it
 // than usual faults pages in (on the hot path) and raises the RSS for good, a step that looks
 // like a leak in a soak.
-constexpr std::size_t read_buffer_size = 64 * 1024;
+// Twice the common 64 KiB message: such a message and its header arrive in one read, and the
+// session hands it to the application straight from this buffer. At 64 KiB every one took two
+// reads and a copy into the session's message buffer (bench/RESULTS.md, "One read per 64 KiB
+// message").
+constexpr std::size_t read_buffer_size = 128 * 1024;
 MutableByteView read_buffer() {
   thread_local std::unique_ptr<std::byte[]> buf(new std::byte[read_buffer_size]());
   return {buf.get(), read_buffer_size};
